@@ -1,0 +1,51 @@
+# The two commands a user needs: `make demo` and `make test`. Everything else is set-up they call.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENV := .venv
+PY := $(VENV)/bin/python
+DS ?= 2026-11-01
+PIPELINE ?= vertebral_column
+
+# Airflow runs embedded from this folder: SQLite metadata DB and the local lake live here.
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__GATED_ML__LAKE_ROOT ?= $(CURDIR)/lake
+export PYTHONPATH := $(CURDIR)/plugins
+
+.PHONY: demo test install airflow-db standalone stop-endpoint lock clean
+
+demo: install airflow-db
+	$(PY) -m gated_ml.cli demo --pipeline $(PIPELINE) --ds $(DS)
+
+test: install
+	$(PY) -m pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock scripts/ensure-java.sh
+	bash scripts/ensure-java.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	@# PYTHONDONTWRITEBYTECODE is set on our machines: compile once so imports stay fast.
+	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	touch $@
+
+airflow-db: install
+	@test -f $(AIRFLOW_HOME)/airflow.db || $(VENV)/bin/airflow db migrate > /dev/null
+
+# The Airflow UI on http://localhost:8080 (credentials are printed by standalone).
+standalone: install airflow-db
+	$(VENV)/bin/airflow standalone
+
+stop-endpoint: install
+	$(PY) -m gated_ml.cli stop-endpoint --pipeline $(PIPELINE)
+
+lock:
+	$(VENV)/bin/uv pip compile --python-version 3.11 requirements.txt -o requirements.lock
+
+clean:
+	rm -rf .airflow lake

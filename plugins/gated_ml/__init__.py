@@ -1,0 +1,1 @@
+"""Gated ML pipelines on Airflow and SageMaker: specs, job requests, targets, gates, metrics."""

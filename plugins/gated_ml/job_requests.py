@@ -1,0 +1,279 @@
+"""Pure builders of the AWS API requests every stage sends, from a spec and a run.
+
+Nothing here calls AWS, reads the clock or touches disk: the same inputs always give the
+same dicts, which both targets execute (``aws`` through the Amazon provider operators,
+``local`` on this machine). Every builder validates its output against botocore's
+service model, so a request that AWS would reject fails here first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from gated_ml.lake import Locations
+from gated_ml.naming import MAX_TUNING_LEN, ds_of, job_name
+from gated_ml.spec import PipelineSpec
+from gated_ml.validation import validate_request
+
+GLUE_VERSION = "5.0"
+XGBOOST_FRAMEWORK_VERSION = "3.2-0"
+TRAIN_PROGRAM = "train.py"
+INFERENCE_PROGRAM = "inference.py"
+VARIANT = "AllTraffic"
+_FLOAT = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+@dataclass(frozen=True)
+class Run:
+    """The run a request belongs to: its logical date and the task's try number."""
+
+    logical_date: dt.datetime
+    try_number: int
+
+    @property
+    def ds(self) -> str:
+        return ds_of(self.logical_date)
+
+    def name(self, spec: PipelineSpec, stage: str, max_len: int = 63) -> str:
+        return job_name(spec.slug, stage, self.logical_date, self.try_number, max_len)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a target runs: the account-specific values, never hard-coded in specs."""
+
+    bucket: str
+    role_arn: str
+    image_uri: str
+    glue_role_arn: str
+
+
+def locations(spec: PipelineSpec, env: Environment) -> Locations:
+    return Locations(bucket=env.bucket, pipeline=spec.name)
+
+
+def raw_file_name(spec: PipelineSpec) -> str:
+    return spec.source.path.rsplit("/", 1)[-1]
+
+
+def _tags(spec: PipelineSpec, run: Run | None = None) -> list[dict]:
+    tags = [{"Key": "pipeline", "Value": spec.name}]
+    if run is not None:
+        tags.append({"Key": "ds", "Value": run.ds})
+    return tags
+
+
+# --- Glue ---------------------------------------------------------------------------
+def glue_job_name(spec: PipelineSpec) -> str:
+    return f"{spec.slug}-etl"
+
+
+def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str) -> dict:
+    """``glue.CreateJob``: the ETL job definition (Glue 5.0: Spark 3.5, Python 3.11)."""
+    req = {
+        "Name": glue_job_name(spec),
+        "Role": env.glue_role_arn,
+        "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
+        "GlueVersion": GLUE_VERSION,
+        "WorkerType": "G.1X",
+        "NumberOfWorkers": 2,
+        "Timeout": 60,
+        "MaxRetries": 0,
+        "DefaultArguments": {"--job-language": "python", "--enable-metrics": "true"},
+        "Tags": {"pipeline": spec.name},
+    }
+    return validate_request("glue", "CreateJob", req)
+
+
+def glue_job_run(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    """``glue.StartJobRun``: ETL of the landed batch of ``run.ds`` into the curated zone."""
+    loc = locations(spec, env)
+    src = spec.source
+    req = {
+        "JobName": glue_job_name(spec),
+        "Arguments": {
+            "--source_uri": loc.landing(run.ds) + raw_file_name(spec),
+            "--output_uri": loc.curated(run.ds),
+            "--source_format": src.format,
+            "--delimiter": src.delimiter,
+            "--header": str(src.header).lower(),
+            "--columns": json.dumps([{"name": c.name, "type": c.type} for c in spec.columns]),
+        },
+    }
+    return validate_request("glue", "StartJobRun", req)
+
+
+# --- training and tuning ------------------------------------------------------------
+def metric_names(spec: PipelineSpec) -> list[str]:
+    if spec.problem_type == "binary_classification":
+        names = ["auc", "logloss", "error"]
+    elif spec.problem_type == "multiclass_classification":
+        names = ["mlogloss", "merror"]
+    else:
+        names = ["rmse", "mae"]
+    return [f"{split}:{n}" for split in ("train", "validation") for n in names]
+
+
+def metric_definitions(spec: PipelineSpec) -> list[dict]:
+    """Regexes that find the final metrics in the training log (the entry point prints ``name=value``)."""
+    return [{"Name": n, "Regex": f"{n}={_FLOAT}"} for n in metric_names(spec)]
+
+
+def static_hyperparameters(spec: PipelineSpec, code_uri: str) -> dict[str, str]:
+    """Hyperparameters every training job gets: the script-mode contract plus the data schema."""
+    hp = {
+        "sagemaker_program": TRAIN_PROGRAM,
+        "sagemaker_submit_directory": code_uri,
+        "problem_type": spec.problem_type,
+        "target": spec.target.column,
+        "categorical": json.dumps({c.name: list(c.categories or ()) for c in spec.feature_columns if c.type == "string"}),
+    }
+    if spec.is_classification:
+        hp["label_classes"] = json.dumps(spec.label_classes)
+    return hp
+
+
+def _channels(spec: PipelineSpec, env: Environment, run: Run) -> list[dict]:
+    loc = locations(spec, env)
+    return [
+        {
+            "ChannelName": split,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": loc.features(run.ds, split),
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "ContentType": "text/csv",
+            "InputMode": "File",
+        }
+        for split in ("train", "validation")
+    ]
+
+
+def _training_common(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    return {
+        "AlgorithmSpecification": {
+            "TrainingImage": env.image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions(spec),
+        },
+        "RoleArn": env.role_arn,
+        "InputDataConfig": _channels(spec, env, run),
+        "OutputDataConfig": {"S3OutputPath": locations(spec, env).models()},
+        "ResourceConfig": {"InstanceType": spec.training.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
+    }
+
+
+def training_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) -> dict:
+    """``sagemaker.CreateTrainingJob`` with the spec's default hyperparameters."""
+    hp = static_hyperparameters(spec, code_uri)
+    hp.update({k: str(v) for k, v in spec.training.hyperparameters.items()})
+    req = {"TrainingJobName": run.name(spec, "train"), "HyperParameters": hp, **_training_common(spec, env, run)}
+    req["Tags"] = _tags(spec, run)
+    return validate_request("sagemaker", "CreateTrainingJob", req)
+
+
+def _parameter_ranges(spec: PipelineSpec) -> dict:
+    ranges: dict[str, list] = {"IntegerParameterRanges": [], "ContinuousParameterRanges": [], "CategoricalParameterRanges": []}
+    for name, r in sorted(spec.tuning.ranges.items()):
+        if r.type == "categorical":
+            ranges["CategoricalParameterRanges"].append({"Name": name, "Values": list(r.values)})
+        else:
+            key = "IntegerParameterRanges" if r.type == "integer" else "ContinuousParameterRanges"
+            ranges[key].append({"Name": name, "MinValue": str(r.min), "MaxValue": str(r.max), "ScalingType": r.scaling})
+    return {k: v for k, v in ranges.items() if v}
+
+
+def tuning_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) -> dict:
+    """``sagemaker.CreateHyperParameterTuningJob`` over the spec's ranges."""
+    t = spec.tuning
+    static = static_hyperparameters(spec, code_uri)
+    static.update({k: str(v) for k, v in spec.training.hyperparameters.items() if k not in t.ranges})
+    req = {
+        "HyperParameterTuningJobName": run.name(spec, "tune", MAX_TUNING_LEN),
+        "HyperParameterTuningJobConfig": {
+            "Strategy": t.strategy,
+            "HyperParameterTuningJobObjective": {"Type": t.objective_type, "MetricName": t.objective_metric},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": t.max_jobs, "MaxParallelTrainingJobs": t.max_parallel},
+            "ParameterRanges": _parameter_ranges(spec),
+            "TrainingJobEarlyStoppingType": "Off",
+            "RandomSeed": spec.split.seed,
+        },
+        "TrainingJobDefinition": {"StaticHyperParameters": static, **_training_common(spec, env, run)},
+        "Tags": _tags(spec, run),
+    }
+    return validate_request("sagemaker", "CreateHyperParameterTuningJob", req)
+
+
+# --- model, batch transform, endpoint ----------------------------------------------
+def model(spec: PipelineSpec, env: Environment, run: Run, model_data_url: str, code_uri: str) -> dict:
+    """``sagemaker.CreateModel``: the trained artifact served by the inference entry point."""
+    req = {
+        "ModelName": run.name(spec, "model"),
+        "PrimaryContainer": {
+            "Image": env.image_uri,
+            "ModelDataUrl": model_data_url,
+            "Environment": {"SAGEMAKER_PROGRAM": INFERENCE_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": code_uri},
+        },
+        "ExecutionRoleArn": env.role_arn,
+        "Tags": _tags(spec, run),
+    }
+    return validate_request("sagemaker", "CreateModel", req)
+
+
+def transform_job(spec: PipelineSpec, env: Environment, run: Run, model_name: str) -> dict:
+    """``sagemaker.CreateTransformJob`` over the test split.
+
+    The test files hold ``label,features...`` without a header; ``InputFilter`` drops the
+    label before the model sees a record, ``JoinSource: Input`` appends the prediction to
+    the input record and ``OutputFilter`` keeps ``label,prediction``.
+    """
+    loc = locations(spec, env)
+    req = {
+        "TransformJobName": run.name(spec, "transform"),
+        "ModelName": model_name,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": loc.features(run.ds, "test")}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+            "CompressionType": "None",
+        },
+        "TransformOutput": {"S3OutputPath": loc.transform(run.ds), "Accept": "text/csv", "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": spec.training.instance_type, "InstanceCount": 1},
+        "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
+        "Tags": _tags(spec, run),
+    }
+    return validate_request("sagemaker", "CreateTransformJob", req)
+
+
+def endpoint_name(spec: PipelineSpec) -> str:
+    """One endpoint per pipeline; each deployment gives it a new endpoint config."""
+    return spec.slug
+
+
+def endpoint_config(spec: PipelineSpec, run: Run, model_name: str) -> dict:
+    req = {
+        "EndpointConfigName": run.name(spec, "epc"),
+        "ProductionVariants": [
+            {
+                "VariantName": VARIANT,
+                "ModelName": model_name,
+                "InstanceType": spec.endpoint.instance_type,
+                "InitialInstanceCount": spec.endpoint.instance_count,
+            }
+        ],
+        "Tags": _tags(spec, run),
+    }
+    return validate_request("sagemaker", "CreateEndpointConfig", req)
+
+
+def endpoint(spec: PipelineSpec, config_name: str) -> dict:
+    req = {"EndpointName": endpoint_name(spec), "EndpointConfigName": config_name, "Tags": _tags(spec)}
+    return validate_request("sagemaker", "CreateEndpoint", req)

@@ -1,0 +1,120 @@
+"""Where a pipeline's data lives, as S3 URIs, and how the `local` target maps them to disk.
+
+Both targets use the same ``s3://bucket/pipeline/...`` URIs; on `local`, ``s3://b/k`` is
+``<lake root>/b/k``. Writes on `local` go through :func:`atomic_dir` / :func:`atomic_write`
+so a failed task never leaves a half-written partition behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from gated_ml.spec import PROJECT_ROOT
+
+
+def lake_root() -> Path:
+    """The local lake folder: ``[gated_ml] lake_root`` in Airflow's config, else ``./lake``."""
+    root = os.environ.get("AIRFLOW__GATED_ML__LAKE_ROOT")
+    if not root:
+        try:
+            from airflow.configuration import conf
+
+            root = conf.get("gated_ml", "lake_root", fallback=None)
+        except Exception:  # Airflow not importable (e.g. inside a job process)
+            root = None
+    return Path(root or PROJECT_ROOT / "lake").resolve()
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"expected an s3:// URI, got {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI {uri!r} has no bucket")
+    return bucket, key
+
+
+def local_path(uri: str, root: Path | None = None) -> Path:
+    """The local-lake path of an S3 URI; refuses keys that would escape the lake."""
+    bucket, key = split_uri(uri)
+    base = (root or lake_root()).resolve()
+    path = (base / bucket / key).resolve()
+    if base not in path.parents and path != base:
+        raise ValueError(f"S3 URI {uri!r} points outside the lake {base}")
+    return path
+
+
+@dataclass(frozen=True)
+class Locations:
+    """The lake layout of one pipeline (see ARCHITECTURE.md)."""
+
+    bucket: str
+    pipeline: str
+
+    def _uri(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}", self.pipeline, *parts])
+
+    def landing(self, ds: str) -> str:
+        return self._uri("landing", f"ds={ds}") + "/"
+
+    def curated(self, ds: str) -> str:
+        return self._uri("curated", f"ds={ds}") + "/"
+
+    def features(self, ds: str, split: str | None = None) -> str:
+        return self._uri("features", f"ds={ds}", *([split] if split else [])) + "/"
+
+    def quality(self, ds: str) -> str:
+        return self._uri("quality", f"ds={ds}") + "/"
+
+    def quarantine(self, ds: str) -> str:
+        return self._uri("quarantine", f"ds={ds}") + "/"
+
+    def baseline(self) -> str:
+        return self._uri("baseline") + "/"
+
+    def code(self, digest: str) -> str:
+        return self._uri("code", digest) + "/"
+
+    def models(self) -> str:
+        return self._uri("models") + "/"
+
+    def transform(self, ds: str) -> str:
+        return self._uri("transform", f"ds={ds}") + "/"
+
+    def evaluation(self, ds: str) -> str:
+        return self._uri("evaluation", f"ds={ds}") + "/"
+
+    def registry(self) -> str:
+        return self._uri("registry") + "/"
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path):
+    """Yield a staging folder; on success it replaces ``final`` in one rename, on error it is removed."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    try:
+        yield staging
+        if final.exists():
+            trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            final.rename(trash)
+            staging.rename(final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)

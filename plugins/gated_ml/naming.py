@@ -1,0 +1,44 @@
+"""Job names derived from pipeline, stage, logical date and try number.
+
+Names must be unique per (logical date, try) so that retries, clears and backfills never
+collide, and must fit SageMaker's limits: 63 characters (32 for tuning jobs) matching
+``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``. When the readable form is too long the pipeline
+part is shortened and a short hash of the full name keeps it unique.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MAX_LEN = 63
+MAX_TUNING_LEN = 32
+
+
+def date_token(logical_date: dt.datetime) -> str:
+    """``20261124`` for midnight runs, ``20261124t0600`` when the run has a time of day."""
+    if (logical_date.hour, logical_date.minute) == (0, 0):
+        return logical_date.strftime("%Y%m%d")
+    return logical_date.strftime("%Y%m%dt%H%M")
+
+
+def job_name(pipeline: str, stage: str, logical_date: dt.datetime, try_number: int, max_len: int = MAX_LEN) -> str:
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", pipeline).strip("-")
+    suffix = f"{stage}-{date_token(logical_date)}-{try_number}"
+    name = f"{slug}-{suffix}"
+    if len(name) > max_len:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:4]
+        room = max_len - len(suffix) - len(digest) - 2
+        if room < 1:
+            raise ValueError(f"cannot fit stage {stage!r} and date into a {max_len}-character name")
+        name = f"{slug[:room].rstrip('-')}{digest}-{suffix}"
+    if not NAME_PATTERN.match(name) or len(name) > max_len:
+        raise ValueError(f"job name {name!r} is not a valid SageMaker name")
+    return name
+
+
+def ds_of(logical_date: dt.datetime) -> str:
+    """The lake partition (``ds=``) of a run."""
+    return logical_date.strftime("%Y-%m-%d")

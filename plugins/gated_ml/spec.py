@@ -1,0 +1,254 @@
+"""Pipeline specs: one YAML file per dataset under ``include/pipelines/``.
+
+A spec is validated when it is loaded (at DAG parse time): an invalid spec raises
+:class:`SpecError` naming the file, the field and what is allowed, so the DAG shows up
+as an import error in the Airflow UI instead of failing half-way through a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = PROJECT_ROOT / "include" / "pipelines"
+
+_NAME = r"^[a-z][a-z0-9_]{1,39}$"
+_COLUMN = r"^[a-z_][a-z0-9_]*$"
+
+
+class SpecError(ValueError):
+    """A pipeline spec that cannot be used; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    path: str = Field(description="raw file, relative to the project root")
+    format: Literal["arff", "csv"]
+    delimiter: str = ","
+    header: bool = False
+
+
+class Column(_Strict):
+    name: Annotated[str, Field(pattern=_COLUMN)]
+    type: Literal["double", "integer", "string"]
+    categories: tuple[str, ...] | None = Field(
+        default=None, description="ordered categories of an ordinal string column"
+    )
+
+
+class Target(_Strict):
+    column: str
+    classes: tuple[str, ...] | None = None
+    positive_class: str | None = None
+
+
+class Split(_Strict):
+    train: float = 0.8
+    validation: float = 0.1
+    test: float = 0.1
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "Split":
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9 or min(self.train, self.validation, self.test) <= 0:
+            raise ValueError(f"train + validation + test must be positive and sum to 1, got {total:g}")
+        return self
+
+
+class Gates(_Strict):
+    max_null_fraction: float = Field(0.0, ge=0, le=1)
+    max_outlier_fraction: float = Field(0.05, ge=0, le=1)
+    iqr_multiplier: float = Field(1.5, gt=0)
+    min_class_share: float = Field(0.1, ge=0, le=0.5)
+    max_duplicate_fraction: float = Field(0.05, ge=0, le=1)
+    split_share_tolerance: float = Field(0.05, ge=0, le=1)
+
+
+class Training(_Strict):
+    instance_type: str = "ml.m5.large"
+    max_runtime_seconds: int = Field(3600, gt=0)
+    hyperparameters: dict[str, int | float | str] = Field(default_factory=dict)
+
+
+class IntegerRange(_Strict):
+    type: Literal["integer"]
+    min: int
+    max: int
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+
+
+class ContinuousRange(_Strict):
+    type: Literal["continuous"]
+    min: float
+    max: float
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+
+
+class CategoricalRange(_Strict):
+    type: Literal["categorical"]
+    values: tuple[str, ...]
+
+
+ParameterRange = Annotated[IntegerRange | ContinuousRange | CategoricalRange, Field(discriminator="type")]
+
+
+class Tuning(_Strict):
+    strategy: Literal["Bayesian", "Random"] = "Bayesian"
+    objective_metric: str
+    objective_type: Literal["Maximize", "Minimize"]
+    max_jobs: int = Field(10, ge=1, le=500)
+    max_parallel: int = Field(2, ge=1, le=100)
+    ranges: dict[str, ParameterRange]
+
+    @field_validator("ranges")
+    @classmethod
+    def _bounds(cls, ranges: dict) -> dict:
+        for name, r in ranges.items():
+            if r.type != "categorical":
+                if r.min >= r.max:
+                    raise ValueError(f"range {name!r}: min {r.min} must be below max {r.max}")
+                if r.scaling in ("Logarithmic", "ReverseLogarithmic") and r.min <= 0:
+                    raise ValueError(f"range {name!r}: {r.scaling} scaling needs min > 0")
+        return ranges
+
+
+class Evaluation(_Strict):
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="metric name -> minimum value the model must reach"
+    )
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class Endpoint(_Strict):
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(1, ge=1)
+    smoke_test_rows: int = Field(10, ge=1)
+
+
+class PipelineSpec(_Strict):
+    name: Annotated[str, Field(pattern=_NAME)]
+    description: str
+    owner: str = "ml-platform"
+    tags: tuple[str, ...] = ()
+    schedule: str | None = "@weekly"
+    start_date: dt.date
+    retries: int = Field(1, ge=0, le=10)
+    problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
+    source: Source
+    columns: tuple[Column, ...]
+    target: Target
+    split: Split = Split()
+    gates: Gates = Gates()
+    training: Training = Training()
+    tuning: Tuning
+    evaluation: Evaluation = Evaluation()
+    endpoint: Endpoint = Endpoint()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PipelineSpec":
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"columns: duplicate names in {names}")
+        if self.target.column not in names:
+            raise ValueError(f"target.column {self.target.column!r} is not one of the columns {names}")
+        if self.problem_type != "regression":
+            classes = self.target.classes
+            if not classes or len(classes) < 2:
+                raise ValueError("target.classes must list at least two labels for a classification problem")
+            if self.problem_type == "binary_classification":
+                if len(classes) != 2:
+                    raise ValueError(f"target.classes must have exactly 2 labels for binary_classification, got {list(classes)}")
+                if self.target.positive_class not in classes:
+                    raise ValueError(
+                        f"target.positive_class {self.target.positive_class!r} must be one of {list(classes)}"
+                    )
+        for name in list(self.training.hyperparameters) + list(self.tuning.ranges):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                raise ValueError(f"hyperparameter name {name!r} must be lower_snake_case")
+        return self
+
+    # --- derived views -------------------------------------------------------
+    @property
+    def dag_id(self) -> str:
+        return self.name
+
+    @property
+    def slug(self) -> str:
+        """The pipeline name as AWS resource names spell it (hyphens, no underscores)."""
+        return self.name.replace("_", "-")
+
+    @property
+    def feature_columns(self) -> list[Column]:
+        return [c for c in self.columns if c.name != self.target.column]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [c.name for c in self.feature_columns if c.type != "string"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [c.name for c in self.feature_columns if c.type == "string"]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.problem_type != "regression"
+
+    @property
+    def label_classes(self) -> list[str]:
+        """Labels in encoding order; for binary problems the positive class is last (encoded 1)."""
+        classes = list(self.target.classes or ())
+        if self.problem_type == "binary_classification":
+            classes.remove(self.target.positive_class)
+            classes.append(self.target.positive_class)
+        return classes
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"invalid pipeline spec {path}:"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "literal_error":
+            msg = f"got {e.get('input')!r}; {msg.lower()}"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check its spelling"
+        lines.append(f"  {field}: {msg}")
+    return "\n".join(lines)
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Load and validate one spec; raise :class:`SpecError` with a readable message."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"pipeline spec {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"invalid pipeline spec {path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"invalid pipeline spec {path}: the top level must be a mapping of fields")
+    try:
+        spec = PipelineSpec.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(_format_errors(path, e)) from None
+    if spec.name != path.stem:
+        raise SpecError(f"invalid pipeline spec {path}: name: {spec.name!r} must equal the file name {path.stem!r}")
+    return spec
+
+
+def spec_paths(spec_dir: Path = SPEC_DIR) -> list[Path]:
+    return sorted(spec_dir.glob("*.yaml"))
+
+
+def load_pipeline(name: str, spec_dir: Path = SPEC_DIR) -> PipelineSpec:
+    return load_spec(spec_dir / f"{name}.yaml")
