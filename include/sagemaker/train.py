@@ -80,11 +80,12 @@ def booster_params(args, n_classes):
     params["seed"] = args.seed
     params["nthread"] = int(os.environ.get("SM_NUM_CPUS", "1"))
     if args.problem_type == "binary_classification":
-        params.update(objective="binary:logistic", eval_metric=["logloss", "error", "auc"])
+        params.update(objective="binary:logistic", eval_metric=["auc", "error", "logloss"])
     elif args.problem_type == "multiclass_classification":
         params.update(objective="multi:softprob", num_class=n_classes, eval_metric=["merror", "mlogloss"])
     else:
         params.update(objective="reg:squarederror", eval_metric=["mae", "rmse"])
+    # early stopping watches the last metric: a smooth loss, not a rank metric that plateaus on small sets
     return params
 
 

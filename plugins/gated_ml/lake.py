@@ -15,20 +15,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from gated_ml import settings
 from gated_ml.spec import PROJECT_ROOT
 
 
 def lake_root() -> Path:
-    """The local lake folder: ``[gated_ml] lake_root`` in Airflow's config, else ``./lake``."""
-    root = os.environ.get("AIRFLOW__GATED_ML__LAKE_ROOT")
-    if not root:
-        try:
-            from airflow.configuration import conf
-
-            root = conf.get("gated_ml", "lake_root", fallback=None)
-        except Exception:  # Airflow not importable (e.g. inside a job process)
-            root = None
-    return Path(root or PROJECT_ROOT / "lake").resolve()
+    """The local lake folder: ``[gated_ml] lake_root``, else ``./lake`` in the project."""
+    return Path(settings.get("lake_root", str(PROJECT_ROOT / "lake"))).resolve()
 
 
 def split_uri(uri: str) -> tuple[str, str]:

@@ -1,0 +1,1 @@
+"""Model evaluation: metrics with sklearn.metrics, the report, and the model gate."""

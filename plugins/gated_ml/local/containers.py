@@ -1,0 +1,94 @@
+"""Start and stop local inference containers (model-server processes) and wait until healthy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import gated_ml
+from gated_ml.lake import local_path
+
+PLUGINS_DIR = Path(gated_ml.__file__).resolve().parents[1]
+
+
+class ContainerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Container:
+    pid: int
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def ping(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start(container_def: dict, endpoint_name: str, log_path: Path, port: int = 0, detach: bool = False, timeout: float = 120) -> Container:
+    """Start a model server for a ``CreateModel`` ``PrimaryContainer`` and wait for ``/ping``."""
+    env_vars = container_def.get("Environment", {})
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    ready = log_path.with_suffix(".ready.json")
+    ready.unlink(missing_ok=True)
+    argv = [
+        sys.executable, "-m", "gated_ml.local.model_server",
+        "--model-data", str(local_path(container_def["ModelDataUrl"])),
+        "--code", str(local_path(env_vars["SAGEMAKER_SUBMIT_DIRECTORY"])),
+        "--program", env_vars.get("SAGEMAKER_PROGRAM", "inference.py"),
+        "--port", str(port), "--endpoint-name", endpoint_name, "--ready-file", str(ready),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(PLUGINS_DIR), "OMP_NUM_THREADS": "1"}
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise ContainerError(f"model server for {endpoint_name} exited with code {proc.returncode} before it was healthy:\n{tail}")
+        if ready.exists():
+            info = json.loads(ready.read_text())
+            c = Container(pid=proc.pid, port=info["port"])
+            if ping(c.url):
+                return c
+        time.sleep(0.1)
+    proc.kill()
+    raise ContainerError(f"model server for {endpoint_name} was not healthy within {timeout:.0f} seconds; see {log_path}")
+
+
+def stop(pid: int, timeout: float = 10) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+            if waited == pid:
+                return
+        except ChildProcessError:  # not our child: poll for its exit
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,125 @@
+"""``CreateHyperParameterTuningJob`` on this machine, driven by Optuna.
+
+- ``Bayesian`` -> Optuna's TPE sampler (a sequential model-based optimizer); ``Random`` ->
+  its random sampler; both seeded with the request's ``RandomSeed``.
+- Ranges keep their types and scaling: ``Logarithmic`` samples on a log scale,
+  ``ReverseLogarithmic`` samples ``1 - x`` on a log scale (for values close to 1), ``Auto``
+  and ``Linear`` sample linearly.
+- ``MaxNumberOfTrainingJobs`` trials, at most ``MaxParallelTrainingJobs`` at once; every
+  trial is a real training job (see :mod:`gated_ml.local.training`), named like
+  SageMaker's ``<tuning job>-<NNN>-<8 hex>``.
+- The best trial is the one with the best objective metric among completed jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+
+import optuna
+
+from gated_ml.local.control_plane import ControlPlane, ResourceInUse, now
+from gated_ml.local.training import objective_value, run_training_job
+from gated_ml.validation import validate_request
+
+log = logging.getLogger(__name__)
+KIND = "tuning-jobs"
+
+
+def _suggest(trial: optuna.Trial, ranges: dict) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for r in ranges.get("IntegerParameterRanges", []):
+        lo, hi = int(r["MinValue"]), int(r["MaxValue"])
+        values[r["Name"]] = str(trial.suggest_int(r["Name"], lo, hi, log=r.get("ScalingType") == "Logarithmic"))
+    for r in ranges.get("ContinuousParameterRanges", []):
+        lo, hi, scaling = float(r["MinValue"]), float(r["MaxValue"]), r.get("ScalingType", "Auto")
+        if scaling == "ReverseLogarithmic":
+            values[r["Name"]] = repr(1.0 - trial.suggest_float(f"1-{r['Name']}", 1.0 - hi, 1.0 - lo, log=True))
+        else:
+            values[r["Name"]] = repr(trial.suggest_float(r["Name"], lo, hi, log=scaling == "Logarithmic"))
+    for r in ranges.get("CategoricalParameterRanges", []):
+        values[r["Name"]] = str(trial.suggest_categorical(r["Name"], r["Values"]))
+    return values
+
+
+def _sampler(strategy: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    if strategy == "Bayesian":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True, constant_liar=True)
+    if strategy == "Random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"tuning strategy {strategy!r} is not supported on the local target; use Bayesian or Random")
+
+
+def trial_name(tuning_job: str, number: int, hyperparameters: dict) -> str:
+    digest = hashlib.sha1(repr(sorted(hyperparameters.items())).encode()).hexdigest()[:8]
+    return f"{tuning_job}-{number:03d}-{digest}"
+
+
+def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
+    """Run every trial and return the ``DescribeHyperParameterTuningJob`` record (with its trials)."""
+    validate_request("sagemaker", "CreateHyperParameterTuningJob", req)
+    control = control or ControlPlane()
+    name = req["HyperParameterTuningJobName"]
+    existing = control.get(KIND, name)
+    if existing is not None:
+        if existing["HyperParameterTuningJobStatus"] == "Completed":
+            log.info("tuning job %s already completed: reusing it", name)
+            return existing
+        raise ResourceInUse(f"tuning job {name} already exists with status {existing['HyperParameterTuningJobStatus']}")
+
+    cfg, definition = req["HyperParameterTuningJobConfig"], req["TrainingJobDefinition"]
+    objective = cfg["HyperParameterTuningJobObjective"]
+    limits = cfg["ResourceLimits"]
+    parallel = max(1, min(limits["MaxParallelTrainingJobs"], limits["MaxNumberOfTrainingJobs"]))
+    cpus_per_trial = max(1, (os.cpu_count() or 1) // parallel)
+    record = {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobArn": control.arn(KIND, name),
+        "HyperParameterTuningJobConfig": cfg,
+        "HyperParameterTuningJobStatus": "InProgress",
+        "CreationTime": now(),
+    }
+    control.put(KIND, name, record)
+
+    trials: list[dict] = []
+    lock = threading.Lock()
+    base = {k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "DefinitionName", "TuningObjective", "HyperParameterRanges")}
+
+    def objective_fn(trial: optuna.Trial) -> float:
+        tuned = _suggest(trial, cfg["ParameterRanges"])
+        job = trial_name(name, trial.number + 1, tuned)
+        request = {"TrainingJobName": job, "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned}, **base}
+        describe = run_training_job(request, control, num_cpus=cpus_per_trial, echo=False)
+        value = objective_value(describe, objective["MetricName"])
+        summary = {
+            "TrainingJobName": job,
+            "TrainingJobStatus": describe["TrainingJobStatus"],
+            "TunedHyperParameters": tuned,
+            "FailureReason": describe.get("FailureReason"),
+            "FinalHyperParameterTuningJobObjectiveMetric": None if value is None else {"Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value},
+            "ModelArtifacts": describe.get("ModelArtifacts"),
+        }
+        with lock:
+            trials.append(summary)
+        log.info("trial %s: %s %s=%s with %s", job, describe["TrainingJobStatus"], objective["MetricName"], value, tuned)
+        if describe["TrainingJobStatus"] != "Completed" or value is None:
+            raise optuna.TrialPruned(describe.get("FailureReason") or f"no {objective['MetricName']} in the log")
+        return value
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=objective["Type"].lower(), sampler=_sampler(cfg["Strategy"], cfg.get("RandomSeed")))
+    study.optimize(objective_fn, n_trials=limits["MaxNumberOfTrainingJobs"], n_jobs=parallel)
+
+    done = [t for t in trials if t["TrainingJobStatus"] == "Completed" and t["FinalHyperParameterTuningJobObjectiveMetric"]]
+    counters = {"Completed": len(done), "Failed": len(trials) - len(done)}
+    record.update(TrainingJobStatusCounters=counters, HyperParameterTuningEndTime=now(), TrainingJobs=sorted(trials, key=lambda t: t["TrainingJobName"]))
+    if done:
+        pick = max if objective["Type"] == "Maximize" else min
+        best = pick(done, key=lambda t: t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+        record.update(HyperParameterTuningJobStatus="Completed", BestTrainingJob=best)
+    else:
+        reasons = sorted({t["FailureReason"] or "no objective metric" for t in trials})
+        record.update(HyperParameterTuningJobStatus="Failed", FailureReason=f"all {len(trials)} training jobs failed: {reasons}")
+    return control.put(KIND, name, record)

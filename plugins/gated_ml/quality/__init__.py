@@ -1,0 +1,1 @@
+"""Data-quality gates: Great Expectations suites built from the spec, run as checkpoints."""

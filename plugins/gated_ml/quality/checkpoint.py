@@ -1,0 +1,150 @@
+"""Run a gate's expectations as a GX checkpoint over a DataFrame and explain the outcome.
+
+One ephemeral GX context per process (GX's import and context start-up are paid once,
+not per gate). The result is saved as GX's own validation-result JSON; a failed
+critical expectation raises :class:`GateFailed` with a message naming the gate, the
+check, the column, the observed figure and the threshold.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+class GateFailed(Exception):
+    """A critical expectation failed: the batch must not go further."""
+
+
+@dataclass
+class Finding:
+    check: str
+    expectation: str
+    column: str | None
+    success: bool
+    severity: str
+    observed: str
+    threshold: str
+
+    def line(self) -> str:
+        where = f"column {self.column!r}" if self.column else "table"
+        return f"{self.check}: {where}: observed {self.observed}, threshold {self.threshold} ({self.expectation})"
+
+
+@dataclass
+class GateResult:
+    gate: str
+    success: bool
+    findings: list[Finding]
+    result_json: dict = field(repr=False)
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if not f.success and f.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if not f.success and f.severity != "critical"]
+
+    def summary(self) -> str:
+        state = "PASSED" if not self.failures else "FAILED"
+        return f"gate {self.gate}: {state} ({len(self.findings)} checks, {len(self.failures)} failed, {len(self.warnings)} warnings)"
+
+    def message(self) -> str:
+        lines = [self.summary()] + [f"  FAIL {f.line()}" for f in self.failures] + [f"  WARN {f.line()}" for f in self.warnings]
+        return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=1)
+def _context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+def _pct(x) -> str:
+    return f"{x:.2f}%" if x is not None else "n/a"
+
+
+def _explain(cfg: dict, res: dict) -> tuple[str, str]:
+    """(observed, threshold) in words for one expectation result."""
+    kw, typ = cfg["kwargs"], cfg["type"]
+    if "unexpected_percent" in res:
+        allowed = 100.0 * (1.0 - kw.get("mostly", 1.0))
+        observed = f"{_pct(res['unexpected_percent'])} of {res.get('element_count')} rows unexpected"
+        if typ == "expect_column_values_to_not_be_null":
+            return f"{_pct(res['unexpected_percent'])} null ({res['unexpected_count']} of {res['element_count']} rows)", f"at most {allowed:.2f}% null"
+        if typ == "expect_column_values_to_be_between":
+            return observed + f", e.g. {res.get('partial_unexpected_list', [])[:3]}", f"at most {allowed:.2f}% outside [{kw['min_value']:.4g}, {kw['max_value']:.4g}]"
+        if typ == "expect_column_values_to_be_in_set" and len(kw["value_set"]) == 1:
+            share = 100.0 - res["unexpected_percent"]
+            scope = f" in rows where {kw['row_condition']}" if kw.get("row_condition") else ""
+            return f"{kw['value_set'][0]!r} is {share:.2f}% of rows{scope}", f"at least {100 * kw.get('mostly', 1.0):.2f}%"
+        if typ == "expect_compound_columns_to_be_unique":
+            return f"{res['unexpected_count']} rows ({_pct(res['unexpected_percent'])}) repeat another row", f"at most {allowed:.2f}% repeated"
+        if typ == "expect_column_values_to_match_regex":
+            return observed + f", e.g. {res.get('partial_unexpected_list', [])[:3]}", "every value numeric"
+        return observed, f"at most {allowed:.2f}% unexpected"
+    observed = res.get("observed_value")
+    if typ == "expect_table_columns_to_match_ordered_list":
+        return f"columns {observed}", f"columns {kw['column_list']}"
+    if "value_set" in kw:
+        return f"values {observed}", f"values within {kw['value_set']}"
+    if "value" in kw:
+        return f"{observed}", f"exactly {kw['value']}"
+    bounds = [f">= {kw['min_value']}" if kw.get("min_value") is not None else "", f"<= {kw['max_value']}" if kw.get("max_value") is not None else ""]
+    return f"{observed}", " and ".join(b for b in bounds if b) or "n/a"
+
+
+def run_checkpoint(gate: str, expectations: list[dict], frame) -> GateResult:
+    """Validate ``frame`` against ``expectations`` (see :mod:`gated_ml.quality.suites`)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    ctx = _context()
+    for store in (ctx.checkpoints, ctx.validation_definitions, ctx.suites):
+        try:
+            store.delete(gate)
+        except Exception:
+            pass
+    try:
+        ds = ctx.data_sources.get("frames")
+    except Exception:
+        ds = ctx.data_sources.add_pandas("frames")
+    try:
+        asset = ds.get_asset(gate)
+    except Exception:
+        asset = ds.add_dataframe_asset(gate)
+    try:
+        batch = asset.get_batch_definition("whole")
+    except Exception:
+        batch = asset.add_batch_definition_whole_dataframe("whole")
+    suite = gx.ExpectationSuite(name=gate)
+    for i, e in enumerate(expectations):
+        meta = {**e["meta"], "index": i}  # results come back in GX's order, not ours
+        suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=meta, severity=e.get("severity", "critical")))
+    suite = ctx.suites.add(suite)
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=gate, data=batch, suite=suite))
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=gate, validation_definitions=[vd], result_format={"result_format": "SUMMARY"}))
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    validation = next(iter(result.run_results.values()))
+    findings = []
+    ordered = sorted(validation.results, key=lambda r: r.expectation_config.meta["index"])
+    for cfg, res in zip(expectations, ordered):
+        if res.exception_info.get("raised_exception"):
+            observed, threshold = f"error: {res.exception_info.get('exception_message')}", "expectation must evaluate"
+            success = False
+        else:
+            observed, threshold = _explain(cfg, res.result)
+            success = bool(res.success)
+        findings.append(Finding(cfg["meta"]["check"], cfg["type"], cfg["kwargs"].get("column"), success, cfg.get("severity", "critical"), observed, threshold))
+    failed = any(not f.success and f.severity == "critical" for f in findings)
+    return GateResult(gate=gate, success=not failed, findings=findings, result_json=json.loads(json.dumps(validation.to_json_dict(), default=str)))

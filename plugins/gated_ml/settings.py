@@ -1,0 +1,39 @@
+"""Project settings, read from Airflow's configuration section ``[gated_ml]``.
+
+Each can be set in ``airflow.cfg`` or as ``AIRFLOW__GATED_ML__<KEY>`` in the environment:
+``target`` (``local`` or ``aws``; default ``local``), ``lake_root`` (the local lake folder;
+default ``./lake``), ``bucket`` (the lake bucket; default ``gated-ml-lake``), ``region``.
+"""
+
+from __future__ import annotations
+
+import os
+
+TARGETS = ("local", "aws")
+
+
+def get(key: str, default: str) -> str:
+    value = os.environ.get(f"AIRFLOW__GATED_ML__{key.upper()}")
+    if value:
+        return value
+    try:
+        from airflow.configuration import conf
+
+        return conf.get("gated_ml", key, fallback=default) or default
+    except ImportError:  # inside a job process without Airflow
+        return default
+
+
+def target() -> str:
+    value = get("target", "local")
+    if value not in TARGETS:
+        raise ValueError(f"[gated_ml] target = {value!r} is not supported; use one of {TARGETS}")
+    return value
+
+
+def bucket() -> str:
+    return get("bucket", "gated-ml-lake")
+
+
+def region() -> str:
+    return get("region", "us-east-1")

@@ -1,0 +1,411 @@
+"""The body of every pipeline task on the `local` target.
+
+Each function takes the spec, the run (logical date, try number) and the target's
+environment, builds its AWS request with :mod:`gated_ml.job_requests`, executes it with
+:mod:`gated_ml.local`, checks the outcome and returns only what downstream tasks need
+(names, URIs, a few numbers) so XComs stay small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import tarfile
+from pathlib import Path
+
+from gated_ml import job_requests as jr
+from gated_ml import storage
+from gated_ml.job_requests import Environment, Run
+from gated_ml.quality import suites
+from gated_ml.quality.checkpoint import GateFailed, GateResult, run_checkpoint
+from gated_ml.spec import PROJECT_ROOT, PipelineSpec
+
+log = logging.getLogger(__name__)
+
+GLUE_DIR = PROJECT_ROOT / "include" / "glue"
+SAGEMAKER_DIR = PROJECT_ROOT / "include" / "sagemaker"
+
+
+class StageError(RuntimeError):
+    """A stage could not produce its output; the message says why."""
+
+
+class ModelGateFailed(Exception):
+    """The model is not good enough to deploy."""
+
+
+def local_environment() -> Environment:
+    """Account-like values of the `local` target (no real account is involved)."""
+    from gated_ml.settings import bucket, region
+
+    from sagemaker.core import image_uris
+
+    return Environment(
+        bucket=bucket(),
+        role_arn="arn:aws:iam::000000000000:role/gated-ml-local-sagemaker",
+        glue_role_arn="arn:aws:iam::000000000000:role/gated-ml-local-glue",
+        image_uri=image_uris.retrieve("xgboost", region=region(), version=jr.XGBOOST_FRAMEWORK_VERSION),
+    )
+
+
+# --- code packaging -----------------------------------------------------------------
+def _deterministic_tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(files[name]), 0, 0o644
+            tar.addfile(info, io.BytesIO(files[name]))
+    return buf.getvalue()
+
+
+def package_code(spec: PipelineSpec, env: Environment) -> dict:
+    """Upload the entry points to ``code/<content hash>/``: the same code always has the same URI."""
+    sources = {p.name: p.read_bytes() for p in sorted(SAGEMAKER_DIR.glob("*.py"))}
+    glue_script = (GLUE_DIR / "etl.py").read_bytes()
+    digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(sources.items())) + glue_script).hexdigest()[:12]
+    prefix = jr.locations(spec, env).code(digest)
+    sourcedir, script = prefix + "sourcedir.tar.gz", prefix + "etl.py"
+    if not storage.exists(sourcedir):
+        storage.write(sourcedir, _deterministic_tar(sources))
+    if not storage.exists(script):
+        storage.write(script, glue_script)
+    return {"digest": digest, "sourcedir_uri": sourcedir, "glue_script_uri": script}
+
+
+# --- landing ------------------------------------------------------------------------
+def land(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    """Land the spec's bundled source file as the batch of ``ds`` (never overwriting a landed batch)."""
+    uri = jr.locations(spec, env).landing(run.ds) + jr.raw_file_name(spec)
+    if storage.exists(uri):
+        log.info("batch already landed at %s: leaving it untouched", uri)
+        return {"raw_uri": uri}
+    source = PROJECT_ROOT / spec.source.path
+    if not source.is_file():
+        raise StageError(f"source file {source} (source.path in include/pipelines/{spec.name}.yaml) does not exist; nothing was landed")
+    storage.write(uri, source.read_bytes())
+    log.info("landed %s as %s", source, uri)
+    return {"raw_uri": uri}
+
+
+def _normalise(name: str) -> str:
+    import re
+
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().strip("'\"").lower()).strip("_")
+
+
+def read_raw_frame(spec: PipelineSpec, data: bytes):
+    """The raw batch parsed by its declared format, all values as strings (for the landing gate)."""
+    import pandas as pd
+
+    text = data.decode("utf-8", errors="replace")
+    src = spec.source
+    lines = text.splitlines()
+    names = None
+    if src.format == "arff":
+        names, start = [], None
+        for i, line in enumerate(lines):
+            low = line.strip().lower()
+            if low.startswith("@attribute"):
+                names.append(line.split()[1])
+            elif low.startswith("@data"):
+                start = i + 1
+                break
+        body = "\n".join(l for l in lines[start or len(lines):] if l.strip() and not l.lstrip().startswith("%"))
+        header = None
+    else:
+        body, header = "\n".join(l for l in lines if l.strip()), (0 if src.header else None)
+    if not body.strip():
+        return pd.DataFrame(columns=[c.name for c in spec.columns] if names is None and not src.header else [_normalise(n) for n in (names or [])])
+    frame = pd.read_csv(io.StringIO(body), sep=src.delimiter, header=header, dtype=str, keep_default_na=False, skipinitialspace=True)
+    if names is not None and len(names) == frame.shape[1]:
+        frame.columns = names
+    if src.header or names is not None:
+        frame.columns = [_normalise(str(c)) for c in frame.columns]
+    elif frame.shape[1] == len(spec.columns):
+        frame.columns = [c.name for c in spec.columns]
+    else:
+        frame.columns = [f"field_{i + 1}" for i in range(frame.shape[1])]
+    return frame
+
+
+# --- gates --------------------------------------------------------------------------
+def run_gate(spec: PipelineSpec, env: Environment, run: Run, gate: str, expectations: list[dict], frame, batch_uris: list[str]) -> GateResult:
+    """Validate, save the result under ``quality/``, and on failure quarantine the batch and raise."""
+    loc = jr.locations(spec, env)
+    result = run_checkpoint(f"{spec.name}.{gate}", expectations, frame)
+    record = {
+        "gate": gate,
+        "ds": run.ds,
+        "success": result.success,
+        "summary": result.summary(),
+        "findings": [f.__dict__ for f in result.findings],
+        "validation_result": result.result_json,
+    }
+    storage.write(loc.quality(run.ds) + f"{gate}.json", json.dumps(record, indent=2, default=str))
+    for f in result.warnings:
+        log.warning("gate %s: WARN %s", gate, f.line())
+    log.info(result.summary())
+    if not result.success:
+        quarantine = loc.quarantine(run.ds) + f"{gate}/"
+        for uri in batch_uris:
+            storage.copy(uri, quarantine + uri.rsplit("/", 1)[-1])
+        storage.write(quarantine + "reason.json", json.dumps({k: v for k, v in record.items() if k != "validation_result"}, indent=2, default=str))
+        raise GateFailed(result.message() + f"\nbatch quarantined under {quarantine}")
+    return result
+
+
+def gate_landing(spec: PipelineSpec, env: Environment, run: Run, raw_uri: str) -> dict:
+    frame = read_raw_frame(spec, storage.read_bytes(raw_uri))
+    result = run_gate(spec, env, run, "landing", suites.landing_suite(spec), frame, [raw_uri])
+    return {"rows": len(frame), "summary": result.summary()}
+
+
+def _baseline(spec: PipelineSpec, env: Environment, frame, ds: str) -> tuple[dict, bool]:
+    """The accepted baseline statistics; the first batch to reach the gate proposes itself."""
+    uri = jr.locations(spec, env).baseline() + "stats.json"
+    if storage.exists(uri):
+        return json.loads(storage.read_text(uri)), False
+    cols = {}
+    for col in spec.numeric_features:
+        q1, q3 = frame[col].quantile([0.25, 0.75]).tolist()
+        cols[col] = {"q1": float(q1), "q3": float(q3), "mean": float(frame[col].mean()), "std": float(frame[col].std())}
+    stats = {"source_ds": ds, "rows": len(frame), "columns": cols}
+    if spec.is_classification:
+        stats["class_shares"] = {k: float(v) for k, v in frame[spec.target.column].value_counts(normalize=True).items()}
+    return stats, True
+
+
+def gate_curated(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    loc = jr.locations(spec, env)
+    frame = storage.read_parquet(loc.curated(run.ds))
+    baseline, proposed = _baseline(spec, env, frame, run.ds)
+    result = run_gate(spec, env, run, "curated", suites.curated_suite(spec, baseline), frame, storage.list_uris(loc.curated(run.ds)))
+    if proposed:
+        storage.write(loc.baseline() + "stats.json", json.dumps(baseline, indent=2))
+        log.info("first accepted batch ds=%s is now the baseline", run.ds)
+    return {"rows": len(frame), "summary": result.summary()}
+
+
+# --- ETL ----------------------------------------------------------------------------
+def etl(spec: PipelineSpec, env: Environment, run: Run, glue_script_uri: str) -> dict:
+    from gated_ml.local.glue import run_job
+
+    create, start = jr.glue_create_job(spec, env, glue_script_uri), jr.glue_job_run(spec, env, run)
+    run_job(create, start)
+    return {"curated_uri": start["Arguments"]["--output_uri"]}
+
+
+# --- split --------------------------------------------------------------------------
+def split(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    """Stratified train/validation/test split of the curated batch, with a fixed seed.
+
+    train and validation are CSV with a header; test is the batch-transform input:
+    ``label,features...`` without a header. Label first in all three.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from gated_ml.lake import atomic_dir, local_path
+
+    loc = jr.locations(spec, env)
+    frame = storage.read_parquet(loc.curated(run.ds))
+    order = [spec.target.column] + [c.name for c in spec.feature_columns]
+    frame = frame[order]
+    s = spec.split
+    strat = frame[spec.target.column] if spec.is_classification else None
+    train, rest = train_test_split(frame, train_size=s.train, random_state=s.seed, stratify=strat)
+    rest_strat = rest[spec.target.column] if spec.is_classification else None
+    validation, test = train_test_split(rest, train_size=s.validation / (s.validation + s.test), random_state=s.seed, stratify=rest_strat)
+    with atomic_dir(local_path(loc.features(run.ds))) as staging:
+        for name, part, header in (("train", train, True), ("validation", validation, True), ("test", test, False)):
+            (staging / name).mkdir()
+            part.to_csv(staging / name / f"{name}.csv", index=False, header=header)
+    sizes = {"train": len(train), "validation": len(validation), "test": len(test)}
+    log.info("split %d rows into %s", len(frame), sizes)
+    return sizes
+
+
+def read_splits(spec: PipelineSpec, env: Environment, run: Run):
+    import pandas as pd
+
+    loc = jr.locations(spec, env)
+    order = [spec.target.column] + [c.name for c in spec.feature_columns]
+    parts = []
+    for name in suites.SPLITS:
+        body = storage.read_text(loc.features(run.ds, name) + f"{name}.csv")
+        part = pd.read_csv(io.StringIO(body), header=None if name == "test" else 0, names=order if name == "test" else None)
+        parts.append(part.assign(split=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def gate_splits(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    loc = jr.locations(spec, env)
+    frame = read_splits(spec, env, run)
+    shares = {}
+    if spec.is_classification:
+        shares = {str(k): float(v) for k, v in frame[spec.target.column].value_counts(normalize=True).items()}
+    result = run_gate(spec, env, run, "splits", suites.splits_suite(spec, shares), frame, storage.list_uris(loc.features(run.ds)))
+    return {"rows": len(frame), "summary": result.summary()}
+
+
+# --- training, tuning, model selection ----------------------------------------------
+def train(spec: PipelineSpec, env: Environment, run: Run, sourcedir_uri: str) -> dict:
+    from gated_ml.local.training import objective_value, run_training_job
+
+    describe = run_training_job(jr.training_job(spec, env, run, sourcedir_uri))
+    if describe["TrainingJobStatus"] != "Completed":
+        raise StageError(f"training job {describe['TrainingJobName']} {describe['TrainingJobStatus']}: {describe.get('FailureReason')}")
+    metric = spec.tuning.objective_metric
+    return {
+        "job_name": describe["TrainingJobName"],
+        "model_data": describe["ModelArtifacts"]["S3ModelArtifacts"],
+        "objective": {"name": metric, "value": objective_value(describe, metric)},
+        "hyperparameters": {k: v for k, v in describe["HyperParameters"].items() if k in spec.training.hyperparameters},
+    }
+
+
+def tune(spec: PipelineSpec, env: Environment, run: Run, sourcedir_uri: str) -> dict:
+    from gated_ml.local.tuning import run_tuning_job
+
+    describe = run_tuning_job(jr.tuning_job(spec, env, run, sourcedir_uri))
+    if describe["HyperParameterTuningJobStatus"] != "Completed":
+        raise StageError(f"tuning job {describe['HyperParameterTuningJobName']} failed: {describe.get('FailureReason')}")
+    best = describe["BestTrainingJob"]
+    return {
+        "tuning_job": describe["HyperParameterTuningJobName"],
+        "job_name": best["TrainingJobName"],
+        "model_data": best["ModelArtifacts"]["S3ModelArtifacts"],
+        "objective": {"name": spec.tuning.objective_metric, "value": best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]},
+        "hyperparameters": best["TunedHyperParameters"],
+        "trials": describe["TrainingJobStatusCounters"],
+    }
+
+
+def select_model(spec: PipelineSpec, trained: dict, tuned: dict) -> dict:
+    """The better of the default-hyperparameter job and the tuning's best, by the objective metric."""
+    sign = 1 if spec.tuning.objective_type == "Maximize" else -1
+    candidates = [c for c in (trained, tuned) if c and c["objective"]["value"] is not None]
+    if not candidates:
+        raise StageError(f"no training job reported {spec.tuning.objective_metric}")
+    best = max(candidates, key=lambda c: sign * c["objective"]["value"])
+    log.info("selected %s (%s=%.4f)", best["job_name"], best["objective"]["name"], best["objective"]["value"])
+    return best
+
+
+# --- model, batch transform ---------------------------------------------------------
+def create_model(spec: PipelineSpec, env: Environment, run: Run, model_data: str, sourcedir_uri: str) -> dict:
+    from gated_ml.local.hosting import create_model as create
+
+    record = create(jr.model(spec, env, run, model_data, sourcedir_uri))
+    return {"model_name": record["ModelName"]}
+
+
+def batch_transform(spec: PipelineSpec, env: Environment, run: Run, model_name: str) -> dict:
+    from gated_ml.local.control_plane import ControlPlane
+    from gated_ml.local.transform import run_transform_job
+
+    control = ControlPlane()
+    describe = run_transform_job(jr.transform_job(spec, env, run, model_name), control.get("models", model_name), control)
+    return {"job_name": describe["TransformJobName"], "output_uris": describe["OutputFiles"]}
+
+
+def read_predictions(spec: PipelineSpec, output_uris: list[str]):
+    """Transform output ``label,prediction`` as a frame; for classification also ``predicted_label``."""
+    import pandas as pd
+
+    frames = [pd.read_csv(io.StringIO(storage.read_text(u)), header=None, names=["label", "prediction"], dtype={"label": str}) for u in output_uris]
+    frame = pd.concat(frames, ignore_index=True)
+    if spec.problem_type == "binary_classification":
+        negative, positive = spec.label_classes
+        scores = pd.to_numeric(frame["prediction"], errors="coerce")
+        frame["predicted_label"] = scores.ge(spec.evaluation.decision_threshold).map({True: positive, False: negative}).where(scores.notna())
+    elif spec.is_classification:
+        frame["predicted_label"] = frame["prediction"]
+    return frame
+
+
+def gate_predictions(spec: PipelineSpec, env: Environment, run: Run, output_uris: list[str]) -> dict:
+    expected = sum(1 for line in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if line.strip())
+    frame = read_predictions(spec, output_uris)
+    result = run_gate(spec, env, run, "predictions", suites.predictions_suite(spec, expected), frame, output_uris)
+    return {"rows": len(frame), "summary": result.summary()}
+
+
+# --- evaluation ---------------------------------------------------------------------
+def evaluate(spec: PipelineSpec, env: Environment, run: Run, output_uris: list[str], model: dict) -> dict:
+    """Metrics of the test-set predictions, written to ``evaluation/ds=…/metrics.json``; the model gate."""
+    from gated_ml.evaluation.metrics import binary_metrics, check_thresholds
+
+    frame = read_predictions(spec, output_uris)
+    if spec.problem_type != "binary_classification":
+        raise StageError(f"evaluation of {spec.problem_type} is not implemented yet")
+    y_true = (frame["label"] == spec.target.positive_class).astype(int)
+    metrics = binary_metrics(y_true, frame["prediction"].astype(float), spec.evaluation.decision_threshold)
+    reasons = check_thresholds(metrics, spec.evaluation.thresholds)
+    report = {
+        "pipeline": spec.name,
+        "ds": run.ds,
+        "model": model,
+        "problem_type": spec.problem_type,
+        "positive_class": spec.target.positive_class,
+        "metrics": metrics,
+        "thresholds": spec.evaluation.thresholds,
+        "decision": "Approved" if not reasons else "Rejected",
+        "reasons": reasons,
+    }
+    uri = jr.locations(spec, env).evaluation(run.ds) + "metrics.json"
+    storage.write(uri, json.dumps(report, indent=2))
+    summary = {k: metrics[k] for k in ("roc_auc", "f1", "accuracy", "sensitivity", "specificity", "precision")}
+    log.info("test-set metrics: %s", json.dumps(summary))
+    if reasons:
+        raise ModelGateFailed("model gate: the model may not be deployed: " + "; ".join(reasons) + f" (report: {uri})")
+    return {"report_uri": uri, "metrics": summary, "confusion_matrix": metrics["confusion_matrix"]}
+
+
+# --- deployment ---------------------------------------------------------------------
+def deploy(spec: PipelineSpec, run: Run, model_name: str) -> dict:
+    from gated_ml.local import hosting
+
+    config = hosting.create_endpoint_config(jr.endpoint_config(spec, run, model_name))
+    record = hosting.create_or_update_endpoint(jr.endpoint(spec, config["EndpointConfigName"]))
+    return {"endpoint_name": record["EndpointName"], "endpoint_config": record["EndpointConfigName"], "url": record["Url"]}
+
+
+def runtime_client(url: str):
+    """A stock boto3 ``sagemaker-runtime`` client pointed at a local endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    from gated_ml.settings import region
+
+    return boto3.client(
+        "sagemaker-runtime", endpoint_url=url, region_name=region(),
+        aws_access_key_id="local", aws_secret_access_key="local",  # loopback only: the server ignores signatures
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+    )
+
+
+def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, output_uris: list[str]) -> dict:
+    """Invoke the endpoint with test rows; its answers must equal the batch transform's."""
+    import numpy as np
+
+    n = spec.endpoint.smoke_test_rows
+    test_lines = [l for l in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if l.strip()][:n]
+    body = "".join(line.split(",", 1)[1] + "\n" for line in test_lines)  # drop the label, as InputFilter $[1:] does
+    client = runtime_client(endpoint["url"])
+    response = client.invoke_endpoint(EndpointName=endpoint["endpoint_name"], ContentType="text/csv", Accept="text/csv", Body=body.encode())
+    answers = [l for l in response["Body"].read().decode().splitlines() if l.strip()]
+    expected = read_predictions(spec, output_uris)["prediction"].tolist()[: len(test_lines)]
+    if len(answers) != len(test_lines):
+        raise StageError(f"smoke test: the endpoint answered {len(answers)} predictions for {len(test_lines)} rows")
+    if spec.is_classification and spec.problem_type != "binary_classification":
+        agree = [a == str(e) for a, e in zip(answers, expected)]
+    else:
+        agree = list(np.isclose([float(a) for a in answers], [float(e) for e in expected], rtol=1e-6, atol=1e-6))
+    if not all(agree):
+        bad = [i for i, ok in enumerate(agree) if not ok]
+        raise StageError(f"smoke test: endpoint and batch transform disagree on test rows {bad}: {[answers[i] for i in bad]} vs {[expected[i] for i in bad]}")
+    log.info("smoke test: %d rows, endpoint %s agrees with batch transform", len(answers), endpoint["endpoint_name"])
+    return {"rows": len(answers), "agree": True}
