@@ -36,6 +36,12 @@ class Run:
     def ds(self) -> str:
         return ds_of(self.logical_date)
 
+    @classmethod
+    def from_context(cls, context) -> "Run":
+        """The run of an Airflow task; manual runs without a logical date use ``run_after``."""
+        logical = context.get("logical_date") or context["dag_run"].run_after
+        return cls(logical_date=logical, try_number=context["ti"].try_number)
+
     def name(self, spec: PipelineSpec, stage: str, max_len: int = 63) -> str:
         return job_name(spec.slug, stage, self.logical_date, self.try_number, max_len)
 

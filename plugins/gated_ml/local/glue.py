@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class GlueJobError(RuntimeError):
-    pass
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable  # False when the script refused the data (exit code 2)
 
 
 def _localise(value: str) -> str:
@@ -47,5 +49,5 @@ def run_job(create_job: dict, job_run: dict) -> dict:
     if proc.returncode != 0:
         reasons = [l for l in proc.stderr.splitlines() if l.startswith("ETL failed:")]
         reason = reasons[-1] if reasons else "\n".join(proc.stderr.splitlines()[-15:])
-        raise GlueJobError(f"Glue job {create_job['Name']} failed: {reason}")
+        raise GlueJobError(f"Glue job {create_job['Name']} failed: {reason}", retryable=proc.returncode != 2)
     return {"JobName": create_job["Name"], "JobRunState": "SUCCEEDED", "Arguments": job_run["Arguments"], "Log": proc.stdout[-2000:]}
