@@ -219,7 +219,7 @@ def _format_errors(path: Path, err: ValidationError) -> str:
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"]
         if e["type"] == "literal_error":
-            msg = f"got {e.get('input')!r}; {msg.lower()}"
+            msg = f"got {e.get('input')!r}; {msg[0].lower()}{msg[1:]}"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field; remove it or check its spelling"
         lines.append(f"  {field}: {msg}")
@@ -246,9 +246,16 @@ def load_spec(path: str | Path) -> PipelineSpec:
     return spec
 
 
-def spec_paths(spec_dir: Path = SPEC_DIR) -> list[Path]:
-    return sorted(spec_dir.glob("*.yaml"))
+def spec_dir() -> Path:
+    """``[gated_ml] spec_dir`` if set, else ``include/pipelines/``."""
+    from gated_ml import settings
+
+    return Path(settings.get("spec_dir", str(SPEC_DIR)))
 
 
-def load_pipeline(name: str, spec_dir: Path = SPEC_DIR) -> PipelineSpec:
-    return load_spec(spec_dir / f"{name}.yaml")
+def spec_paths() -> list[Path]:
+    return sorted(spec_dir().glob("*.yaml"))
+
+
+def load_pipeline(name: str) -> PipelineSpec:
+    return load_spec(spec_dir() / f"{name}.yaml")

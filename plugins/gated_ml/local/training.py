@@ -96,10 +96,14 @@ def run_training_job(req: dict, control: ControlPlane | None = None, num_cpus: i
     name = req["TrainingJobName"]
     existing = control.get(KIND, name)
     if existing is not None:
-        if existing["TrainingJobStatus"] == "Completed":
-            log.info("training job %s already completed: reusing it", name)
+        same = all(existing.get(k) == req.get(k) for k in ("HyperParameters", "AlgorithmSpecification", "InputDataConfig", "OutputDataConfig"))
+        if existing["TrainingJobStatus"] == "Completed" and same:
+            log.info("training job %s already completed with the same request: reusing it", name)
             return existing
-        raise ResourceInUse(f"training job {name} already exists with status {existing['TrainingJobStatus']}; a new try gets a new name")
+        raise ResourceInUse(
+            f"training job {name} already exists with status {existing['TrainingJobStatus']}"
+            + ("" if same else " and a different request") + "; clear the task to run it again under a new try number"
+        )
 
     job_dir = control.work_dir(KIND, name)
     hps = dict(req.get("HyperParameters", {}))

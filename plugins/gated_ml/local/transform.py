@@ -113,16 +113,17 @@ def run_transform_job(req: dict, model_record: dict, control: ControlPlane | Non
     name = req["TransformJobName"]
     existing = control.get(KIND, name)
     if existing is not None:
-        if existing["TransformJobStatus"] == "Completed":
+        if existing["TransformJobStatus"] == "Completed" and existing.get("Request") == req:
+            log.info("transform job %s already completed with the same request: reusing it", name)
             return existing
-        raise ResourceInUse(f"transform job {name} already exists with status {existing['TransformJobStatus']}")
+        raise ResourceInUse(f"transform job {name} already exists with status {existing['TransformJobStatus']}; clear the task to run it again under a new try number")
     tin = req["TransformInput"]
     if tin.get("SplitType", "None") != "Line" or tin.get("ContentType") != "text/csv":
         raise TransformError("the local target transforms text/csv input split by Line")
     files = s3.list_files(tin["DataSource"]["S3DataSource"]["S3Uri"])
     if not files:
         raise TransformError(f"no input files under {tin['DataSource']['S3DataSource']['S3Uri']}")
-    record = {"TransformJobName": name, "TransformJobArn": control.arn(KIND, name), "ModelName": req["ModelName"], "TransformJobStatus": "InProgress", "CreationTime": now(), "TransformInput": tin, "TransformOutput": req["TransformOutput"]}
+    record = {"TransformJobName": name, "TransformJobArn": control.arn(KIND, name), "ModelName": req["ModelName"], "TransformJobStatus": "InProgress", "CreationTime": now(), "Request": req}
     control.put(KIND, name, record)
     work = control.work_dir(KIND, name)
     server = containers.start(model_record["PrimaryContainer"], name, work / "container.log")

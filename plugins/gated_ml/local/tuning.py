@@ -64,10 +64,13 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     name = req["HyperParameterTuningJobName"]
     existing = control.get(KIND, name)
     if existing is not None:
-        if existing["HyperParameterTuningJobStatus"] == "Completed":
-            log.info("tuning job %s already completed: reusing it", name)
+        if existing["HyperParameterTuningJobStatus"] == "Completed" and existing.get("Request") == req:
+            log.info("tuning job %s already completed with the same request: reusing it", name)
             return existing
-        raise ResourceInUse(f"tuning job {name} already exists with status {existing['HyperParameterTuningJobStatus']}")
+        raise ResourceInUse(
+            f"tuning job {name} already exists with status {existing['HyperParameterTuningJobStatus']}; "
+            "clear the task to run it again under a new try number"
+        )
 
     cfg, definition = req["HyperParameterTuningJobConfig"], req["TrainingJobDefinition"]
     objective = cfg["HyperParameterTuningJobObjective"]
@@ -80,6 +83,7 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
         "HyperParameterTuningJobConfig": cfg,
         "HyperParameterTuningJobStatus": "InProgress",
         "CreationTime": now(),
+        "Request": req,
     }
     control.put(KIND, name, record)
 
