@@ -121,12 +121,12 @@ def read_raw_frame(spec: PipelineSpec, data: bytes):
         return pd.DataFrame(columns=[c.name for c in spec.columns] if names is None and not src.header else [_normalise(n) for n in (names or [])])
     frame = pd.read_csv(io.StringIO(body), sep=src.delimiter, header=header, dtype=str, keep_default_na=False, skipinitialspace=True)
     if names is not None and len(names) == frame.shape[1]:
-        frame.columns = names
-    if src.header or names is not None:
+        frame.columns = [_normalise(n) for n in names]
+    elif src.header:
         frame.columns = [_normalise(str(c)) for c in frame.columns]
-    elif frame.shape[1] == len(spec.columns):
+    elif names is None and frame.shape[1] == len(spec.columns):
         frame.columns = [c.name for c in spec.columns]
-    else:
+    else:  # the fields do not line up with any declared names (a wrong delimiter, a missing field)
         frame.columns = [f"field_{i + 1}" for i in range(frame.shape[1])]
     return frame
 

@@ -42,7 +42,15 @@ def run_job(create_job: dict, job_run: dict) -> dict:
     argv = [sys.executable, str(script)]
     for k, v in args.items():
         argv += [k, _localise(v)]
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        # one small machine, not a Glue cluster: no UI, few shuffle partitions (the default 200 dominates small jobs)
+        "PYSPARK_SUBMIT_ARGS": "--master local[2] --driver-memory 1g --conf spark.ui.enabled=false "
+        "--conf spark.sql.shuffle.partitions=4 --conf spark.sql.adaptive.enabled=true pyspark-shell",
+    }
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=script.parent)
     for line in proc.stdout.splitlines():
         log.info("[glue] %s", line)

@@ -97,7 +97,8 @@ def _explain(cfg: dict, res: dict) -> tuple[str, str]:
     if typ == "expect_table_columns_to_match_ordered_list":
         return f"columns {observed}", f"columns {kw['column_list']}"
     if "value_set" in kw:
-        return f"values {observed}", f"values within {kw['value_set']}"
+        seen = f"unexpected values {res['partial_unexpected_list']}" if observed is None and "partial_unexpected_list" in res else f"values {observed}"
+        return seen, f"values within {kw['value_set']}"
     if "value" in kw:
         return f"{observed}", f"exactly {kw['value']}"
     bounds = [f">= {kw['min_value']}" if kw.get("min_value") is not None else "", f"<= {kw['max_value']}" if kw.get("max_value") is not None else ""]
@@ -130,18 +131,26 @@ def run_checkpoint(gate: str, expectations: list[dict], frame) -> GateResult:
     suite = gx.ExpectationSuite(name=gate)
     for i, e in enumerate(expectations):
         meta = {**e["meta"], "index": i}  # results come back in GX's order, not ours
-        suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=meta, severity=e.get("severity", "critical")))
+        # add_expectation, not add_expectation_configuration: the latter upserts by column, so a
+        # second expectation of the same type on the same column would silently replace the first
+        config = ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=meta, severity=e.get("severity", "critical"))
+        suite.add_expectation(config.to_domain_obj())
     suite = ctx.suites.add(suite)
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=gate, data=batch, suite=suite))
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=gate, validation_definitions=[vd], result_format={"result_format": "SUMMARY"}))
     result = checkpoint.run(batch_parameters={"dataframe": frame})
     validation = next(iter(result.run_results.values()))
     findings = []
-    ordered = sorted(validation.results, key=lambda r: r.expectation_config.meta["index"])
-    for cfg, res in zip(expectations, ordered):
+    by_index = {r.expectation_config.meta["index"]: r for r in validation.results}
+    if sorted(by_index) != list(range(len(expectations))):
+        raise RuntimeError(f"gate {gate}: GX returned results for expectations {sorted(by_index)} of {len(expectations)}")
+    for i, cfg in enumerate(expectations):
+        res = by_index[i]
         if res.exception_info.get("raised_exception"):
             observed, threshold = f"error: {res.exception_info.get('exception_message')}", "expectation must evaluate"
             success = False
+        elif not res.success and cfg["kwargs"].get("column") and cfg["kwargs"]["column"] not in frame.columns:
+            observed, threshold, success = "column missing from the batch", "column present", False
         else:
             observed, threshold = _explain(cfg, res.result)
             success = bool(res.success)
