@@ -1,0 +1,93 @@
+"""The vertebral_column DAG end to end on the local target, through Airflow's dag.test()."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from conftest import ROOT, write_spec
+from gated_ml import job_requests as jr
+from gated_ml import storage
+from gated_ml.lake import local_path
+
+pytestmark = pytest.mark.e2e
+DS = "2026-11-01"
+GOOD = (ROOT / "include" / "pipelines" / "vertebral_column.yaml").read_text()
+ARFF = ROOT / "include" / "data" / "vertebral_column" / "column_2C_weka.arff"
+
+
+def _run_dag(pipeline="vertebral_column"):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    dr = bag.dags[pipeline].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def test_full_run(airflow_db, lake, spec):
+    from gated_ml.local.control_plane import ControlPlane
+    from gated_ml.local.hosting import describe_endpoint
+    from gated_ml.stages import local_environment
+
+    dr, states = _run_dag()
+    assert dr.state == "success", states
+    assert set(states.values()) == {"success"}
+    loc = jr.locations(spec, local_environment())
+
+    curated = storage.read_parquet(loc.curated(DS))
+    assert len(curated) == 310
+    sizes = {s: len(storage.read_text(loc.features(DS, s) + f"{s}.csv").splitlines()) for s in ("train", "validation", "test")}
+    assert sizes == {"train": 249, "validation": 32, "test": 31}  # train/validation carry a header line
+
+    control = ControlPlane()
+    tuning = next((lake / "_control" / "tuning-jobs").glob("*.json"))
+    tuning = json.loads(tuning.read_text())
+    assert tuning["TrainingJobStatusCounters"] == {"Completed": 10, "Failed": 0}
+    model = json.loads(next((lake / "_control" / "models").glob("*.json")).read_text())
+    assert local_path(model["PrimaryContainer"]["ModelDataUrl"]).is_file()
+
+    out = storage.read_text(loc.transform(DS) + "test.csv.out").splitlines()
+    assert len(out) == 31 and all(line.split(",")[0] in ("Normal", "Abnormal") for line in out)
+
+    report = json.loads(storage.read_text(loc.evaluation(DS) + "metrics.json"))
+    assert report["decision"] == "Approved"
+    assert report["metrics"]["roc_auc"] >= 0.85
+    assert sum(report["metrics"]["confusion_matrix"].values()) == 31
+
+    for gate in ("landing", "curated", "splits", "predictions"):
+        assert json.loads(storage.read_text(loc.quality(DS) + f"{gate}.json"))["success"] is True
+
+    endpoint = describe_endpoint("vertebral-column", control)
+    assert endpoint["EndpointStatus"] == "InService"
+    smoke = [ti for ti in dr.get_task_instances() if ti.task_id == "deployment.smoke_test_endpoint"][0]
+    assert smoke.state == "success"  # the endpoint agreed with batch transform on the smoke-test rows
+
+
+@pytest.mark.parametrize(
+    "case, edit, failed_task, message",
+    [
+        ("missing source file", lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "nope.arff")),
+         "ingest.land_raw_batch", "does not exist; nothing was landed"),
+        ("wrong delimiter", lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "semicolons.arff")),
+         "ingest.landing_gate", "gate vertebral_column.landing: FAILED"),
+        ("unknown column in the spec", lambda s, d: s.replace("  - {name: class, type: string}", "  - {name: bone_density, type: double}\n  - {name: class, type: string}"),
+         "ingest.landing_gate", "bone_density"),
+    ],
+)
+def test_bad_input_stops_the_dag_and_writes_nothing_curated(airflow_db, lake, tmp_path, monkeypatch, case, edit, failed_task, message, capfd):
+    data = ARFF.read_bytes()
+    head, body = data.split(b"@data")
+    (tmp_path / "semicolons.arff").write_bytes(head + b"@data" + body.replace(b",", b";"))
+    write_spec(tmp_path / "specs", edit(GOOD, tmp_path))
+    monkeypatch.setenv("AIRFLOW__GATED_ML__SPEC_DIR", str(tmp_path / "specs"))
+
+    dr, states = _run_dag()
+    assert dr.state == "failed"
+    assert states[failed_task] == "failed"
+    ran = {t for t, s in states.items() if s == "success"}
+    assert ran <= {"package_code", "ingest.land_raw_batch"}  # nothing after the failure ran
+    out, err = capfd.readouterr()
+    assert message in out + err  # the task log says why
+    curated_zone = lake / "gated-ml-lake" / "vertebral_column" / "curated"
+    assert not curated_zone.exists()
