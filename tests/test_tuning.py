@@ -69,3 +69,11 @@ def test_failed_trials_are_counted_and_all_failed_fails_the_job(spec, env, run, 
     assert describe["HyperParameterTuningJobStatus"] == "Failed"
     assert describe["TrainingJobStatusCounters"] == {"Completed": 0, "Failed": 3}
     assert "booster 'broken' is not supported" in describe["FailureReason"]
+
+
+def test_seeded_tuning_is_reproducible(spec, env, run, code):
+    first = _request(spec, env, run, code, "Bayesian", jobs=6, parallel=2)
+    second = dict(first, HyperParameterTuningJobName=first["HyperParameterTuningJobName"][:-1] + "9")
+    a, b = run_tuning_job(first), run_tuning_job(second)
+    assert [t["TunedHyperParameters"] for t in a["TrainingJobs"]] == [t["TunedHyperParameters"] for t in b["TrainingJobs"]]
+    assert a["BestTrainingJob"]["TunedHyperParameters"] == b["BestTrainingJob"]["TunedHyperParameters"]

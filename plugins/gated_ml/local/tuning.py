@@ -5,7 +5,7 @@
 - Ranges keep their types and scaling: ``Logarithmic`` samples on a log scale,
   ``ReverseLogarithmic`` samples ``1 - x`` on a log scale (for values close to 1), ``Auto``
   and ``Linear`` sample linearly.
-- ``MaxNumberOfTrainingJobs`` trials, at most ``MaxParallelTrainingJobs`` at once; every
+- ``MaxNumberOfTrainingJobs`` trials, in rounds of ``MaxParallelTrainingJobs``; every
   trial is a real training job (see :mod:`gated_ml.local.training`), named like
   SageMaker's ``<tuning job>-<NNN>-<8 hex>``.
 - The best trial is the one with the best objective metric among completed jobs.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 
@@ -46,7 +46,7 @@ def _suggest(trial: optuna.Trial, ranges: dict) -> dict[str, str]:
 
 def _sampler(strategy: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if strategy == "Bayesian":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True, constant_liar=True)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True)
     if strategy == "Random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"tuning strategy {strategy!r} is not supported on the local target; use Bayesian or Random")
@@ -87,34 +87,39 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     }
     control.put(KIND, name, record)
 
-    trials: list[dict] = []
-    lock = threading.Lock()
     base = {k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "DefinitionName", "TuningObjective", "HyperParameterRanges")}
 
-    def objective_fn(trial: optuna.Trial) -> float:
+    def run_trial(trial: optuna.Trial) -> dict:
         tuned = _suggest(trial, cfg["ParameterRanges"])
         job = trial_name(name, trial.number + 1, tuned)
         request = {"TrainingJobName": job, "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned}, **base}
         describe = run_training_job(request, control, num_cpus=cpus_per_trial, echo=False)
         value = objective_value(describe, objective["MetricName"])
-        summary = {
+        log.info("trial %s: %s %s=%s with %s", job, describe["TrainingJobStatus"], objective["MetricName"], value, tuned)
+        return {
             "TrainingJobName": job,
             "TrainingJobStatus": describe["TrainingJobStatus"],
             "TunedHyperParameters": tuned,
-            "FailureReason": describe.get("FailureReason"),
+            "FailureReason": describe.get("FailureReason") or (None if value is not None else f"no {objective['MetricName']} in the log"),
             "FinalHyperParameterTuningJobObjectiveMetric": None if value is None else {"Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value},
             "ModelArtifacts": describe.get("ModelArtifacts"),
         }
-        with lock:
-            trials.append(summary)
-        log.info("trial %s: %s %s=%s with %s", job, describe["TrainingJobStatus"], objective["MetricName"], value, tuned)
-        if describe["TrainingJobStatus"] != "Completed" or value is None:
-            raise optuna.TrialPruned(describe.get("FailureReason") or f"no {objective['MetricName']} in the log")
-        return value
 
+    # Ask/tell in rounds of MaxParallelTrainingJobs: the sampler sees the same history in the
+    # same order on every run, so a seeded tuning job is reproducible (unlike free-running threads).
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=objective["Type"].lower(), sampler=_sampler(cfg["Strategy"], cfg.get("RandomSeed")))
-    study.optimize(objective_fn, n_trials=limits["MaxNumberOfTrainingJobs"], n_jobs=parallel)
+    trials: list[dict] = []
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        while len(trials) < limits["MaxNumberOfTrainingJobs"]:
+            asked = [study.ask() for _ in range(min(parallel, limits["MaxNumberOfTrainingJobs"] - len(trials)))]
+            for trial, summary in zip(asked, pool.map(run_trial, asked)):
+                metric = summary["FinalHyperParameterTuningJobObjectiveMetric"]
+                if summary["TrainingJobStatus"] == "Completed" and metric:
+                    study.tell(trial, metric["Value"])
+                else:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                trials.append(summary)
 
     done = [t for t in trials if t["TrainingJobStatus"] == "Completed" and t["FinalHyperParameterTuningJobObjectiveMetric"]]
     counters = {"Completed": len(done), "Failed": len(trials) - len(done)}
