@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 from gated_ml.lake import atomic_write, lake_root
+
+log = logging.getLogger(__name__)
 
 
 class ResourceInUse(RuntimeError):
@@ -35,6 +38,25 @@ class ControlPlane:
     def put(self, kind: str, name: str, record: dict) -> dict:
         atomic_write(self.path(kind, name), json.dumps(record, indent=2, default=str))
         return record
+
+    def reuse(self, kind: str, name: str, request: dict, status_key: str | None = None) -> dict | None:
+        """The existing record of ``name`` if it completed from the very same request, else ``None``.
+
+        A name that exists with another request, or that did not complete, raises
+        :class:`ResourceInUse`, as the API refuses a duplicate name: a job is never run twice.
+        """
+        existing = self.get(kind, name)
+        if existing is None:
+            return None
+        status = existing.get(status_key) if status_key else "Completed"
+        same = existing.get("Request") == request
+        if status == "Completed" and same:
+            log.info("%s %s already completed from the same request: reusing it", kind, name)
+            return existing
+        raise ResourceInUse(
+            f"{kind} {name} already exists" + (f" with status {status}" if status_key else "")
+            + ("" if same else " and a different request") + "; clear the task to run it again under a new try number"
+        )
 
     def work_dir(self, kind: str, name: str) -> Path:
         """Scratch space of one job (the container's ``/opt/ml``)."""

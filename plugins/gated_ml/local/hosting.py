@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from gated_ml.local import containers
-from gated_ml.local.control_plane import ControlPlane, ResourceInUse, now
+from gated_ml.local.control_plane import ControlPlane, now
 from gated_ml.validation import validate_request
 
 log = logging.getLogger(__name__)
@@ -21,27 +21,23 @@ def create_model(req: dict, control: ControlPlane | None = None) -> dict:
     validate_request("sagemaker", "CreateModel", req)
     control = control or ControlPlane()
     name = req["ModelName"]
-    existing = control.get("models", name)
+    existing = control.reuse("models", name, req)
     if existing is not None:
-        if existing["PrimaryContainer"] == req["PrimaryContainer"]:
-            return existing
-        raise ResourceInUse(f"model {name} already exists with a different container")
-    return control.put("models", name, {**req, "ModelArn": control.arn("models", name), "CreationTime": now()})
+        return existing
+    return control.put("models", name, {**req, "Request": req, "ModelArn": control.arn("models", name), "CreationTime": now()})
 
 
 def create_endpoint_config(req: dict, control: ControlPlane | None = None) -> dict:
     validate_request("sagemaker", "CreateEndpointConfig", req)
     control = control or ControlPlane()
     name = req["EndpointConfigName"]
-    existing = control.get("endpoint-configs", name)
+    existing = control.reuse("endpoint-configs", name, req)  # never changed in place
     if existing is not None:
-        if existing["ProductionVariants"] == req["ProductionVariants"]:
-            return existing
-        raise ResourceInUse(f"endpoint config {name} already exists; endpoint configs are never changed in place")
+        return existing
     for v in req["ProductionVariants"]:
         if control.get("models", v["ModelName"]) is None:
             raise ValueError(f"endpoint config {name}: model {v['ModelName']} does not exist")
-    return control.put("endpoint-configs", name, {**req, "EndpointConfigArn": control.arn("endpoint-configs", name), "CreationTime": now()})
+    return control.put("endpoint-configs", name, {**req, "Request": req, "EndpointConfigArn": control.arn("endpoint-configs", name), "CreationTime": now()})
 
 
 def describe_endpoint(name: str, control: ControlPlane | None = None) -> dict | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gated_ml.lake import atomic_write, local_path
 from gated_ml.local import s3
-from gated_ml.local.control_plane import ControlPlane, ResourceInUse, now
+from gated_ml.local.control_plane import ControlPlane, now
 from gated_ml.validation import validate_request
 
 log = logging.getLogger(__name__)
@@ -94,16 +94,9 @@ def run_training_job(req: dict, control: ControlPlane | None = None, num_cpus: i
     validate_request("sagemaker", "CreateTrainingJob", req)
     control = control or ControlPlane()
     name = req["TrainingJobName"]
-    existing = control.get(KIND, name)
+    existing = control.reuse(KIND, name, req, "TrainingJobStatus")
     if existing is not None:
-        same = all(existing.get(k) == req.get(k) for k in ("HyperParameters", "AlgorithmSpecification", "InputDataConfig", "OutputDataConfig"))
-        if existing["TrainingJobStatus"] == "Completed" and same:
-            log.info("training job %s already completed with the same request: reusing it", name)
-            return existing
-        raise ResourceInUse(
-            f"training job {name} already exists with status {existing['TrainingJobStatus']}"
-            + ("" if same else " and a different request") + "; clear the task to run it again under a new try number"
-        )
+        return existing
 
     job_dir = control.work_dir(KIND, name)
     hps = dict(req.get("HyperParameters", {}))
@@ -113,6 +106,7 @@ def run_training_job(req: dict, control: ControlPlane | None = None, num_cpus: i
         "TrainingJobArn": control.arn(KIND, name),
         "TrainingJobStatus": "InProgress",
         "SecondaryStatus": "Starting",
+        "Request": req,
         "HyperParameters": hps,
         "AlgorithmSpecification": req["AlgorithmSpecification"],
         "InputDataConfig": req.get("InputDataConfig", []),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gated_ml.lake import atomic_write, local_path
 from gated_ml.local import containers, s3
-from gated_ml.local.control_plane import ControlPlane, ResourceInUse, now
+from gated_ml.local.control_plane import ControlPlane, now
 from gated_ml.validation import validate_request
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,9 @@ def run_transform_job(req: dict, model_record: dict, control: ControlPlane | Non
     validate_request("sagemaker", "CreateTransformJob", req)
     control = control or ControlPlane()
     name = req["TransformJobName"]
-    existing = control.get(KIND, name)
+    existing = control.reuse(KIND, name, req, "TransformJobStatus")
     if existing is not None:
-        if existing["TransformJobStatus"] == "Completed" and existing.get("Request") == req:
-            log.info("transform job %s already completed with the same request: reusing it", name)
-            return existing
-        raise ResourceInUse(f"transform job {name} already exists with status {existing['TransformJobStatus']}; clear the task to run it again under a new try number")
+        return existing
     tin = req["TransformInput"]
     if tin.get("SplitType", "None") != "Line" or tin.get("ContentType") != "text/csv":
         raise TransformError("the local target transforms text/csv input split by Line")

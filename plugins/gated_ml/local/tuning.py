@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 
-from gated_ml.local.control_plane import ControlPlane, ResourceInUse, now
+from gated_ml.local.control_plane import ControlPlane, now
 from gated_ml.local.training import objective_value, run_training_job
 from gated_ml.validation import validate_request
 
@@ -62,15 +62,9 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     validate_request("sagemaker", "CreateHyperParameterTuningJob", req)
     control = control or ControlPlane()
     name = req["HyperParameterTuningJobName"]
-    existing = control.get(KIND, name)
+    existing = control.reuse(KIND, name, req, "HyperParameterTuningJobStatus")
     if existing is not None:
-        if existing["HyperParameterTuningJobStatus"] == "Completed" and existing.get("Request") == req:
-            log.info("tuning job %s already completed with the same request: reusing it", name)
-            return existing
-        raise ResourceInUse(
-            f"tuning job {name} already exists with status {existing['HyperParameterTuningJobStatus']}; "
-            "clear the task to run it again under a new try number"
-        )
+        return existing
 
     cfg, definition = req["HyperParameterTuningJobConfig"], req["TrainingJobDefinition"]
     objective = cfg["HyperParameterTuningJobObjective"]
