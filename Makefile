@@ -15,7 +15,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__GATED_ML__LAKE_ROOT ?= $(CURDIR)/lake
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: demo test install airflow-db standalone stop-endpoint lock clean
+.PHONY: demo test install airflow-db standalone stop-endpoint gx-suites promote-baseline bench lock clean
 
 demo: install airflow-db
 	$(PY) -m gated_ml.cli demo --pipeline $(PIPELINE) --ds $(DS)
@@ -43,6 +43,18 @@ standalone: install airflow-db
 
 stop-endpoint: install
 	$(PY) -m gated_ml.cli stop-endpoint --pipeline $(PIPELINE)
+
+# Rewrite great_expectations/expectations/ from the specs (review the diff like code).
+gx-suites: install
+	$(PY) -m gated_ml.cli gx-suites
+
+# Make an accepted batch the baseline: make promote-baseline DS=2026-11-08 REASON="new scanner"
+promote-baseline: install
+	$(PY) -m gated_ml.cli promote-baseline --pipeline $(PIPELINE) --ds $(DS) --reason "$(REASON)"
+
+# Benchmarks (run on demand, print ratios; not part of make test).
+bench: install
+	$(PY) tests/benchmarks/bench_curated_gate.py
 
 lock:
 	$(VENV)/bin/uv pip compile --python-version 3.11 requirements.txt -o requirements.lock

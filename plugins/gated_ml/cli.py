@@ -79,6 +79,26 @@ def stop_endpoint(pipeline: str) -> int:
     return 0
 
 
+def gx_suites() -> int:
+    from gated_ml.quality.suite_files import export
+    from gated_ml.spec import load_spec, spec_paths
+
+    for path in spec_paths():
+        for written in export(load_spec(path)):
+            print(f"wrote {written}")
+    return 0
+
+
+def promote_baseline(pipeline: str, ds: str, reason: str) -> int:
+    from gated_ml.quality.baseline import promote
+    from gated_ml.spec import load_pipeline
+    from gated_ml.stages import local_environment
+
+    stats = promote(load_pipeline(pipeline), local_environment(), ds, reason)
+    print(f"baseline of {pipeline} is now ds={stats['source_ds']} ({stats['rows']} rows), recorded in baseline/history.jsonl")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="gated_ml")
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,9 +107,18 @@ def main(argv=None) -> int:
     d.add_argument("--ds", default="2026-11-01", help="logical date, YYYY-MM-DD")
     s = sub.add_parser("stop-endpoint", help="stop a pipeline's local endpoint")
     s.add_argument("--pipeline", default="vertebral_column")
+    sub.add_parser("gx-suites", help="write the gate suites of every spec to great_expectations/expectations/")
+    b = sub.add_parser("promote-baseline", help="make an accepted batch the baseline of a pipeline (logged)")
+    b.add_argument("--pipeline", required=True)
+    b.add_argument("--ds", required=True)
+    b.add_argument("--reason", required=True)
     a = p.parse_args(argv)
     if a.command == "demo":
         return demo(a.pipeline, a.ds)
+    if a.command == "gx-suites":
+        return gx_suites()
+    if a.command == "promote-baseline":
+        return promote_baseline(a.pipeline, a.ds, a.reason)
     return stop_endpoint(a.pipeline)
 
 

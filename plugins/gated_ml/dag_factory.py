@@ -64,11 +64,12 @@ def _doc(spec: PipelineSpec) -> str:
         **Problem:** {spec.problem_type}, target `{spec.target.column}`.
         **Spec:** `include/pipelines/{spec.name}.yaml`. **Target:** `{settings.target()}`.
 
-        Stages: land → landing gate → Glue ETL → curated gate (nulls, outliers, class
-        balance, duplicates) → split → splits gate (sizes, stratification, leakage) →
-        train + tune ({spec.tuning.strategy}, {spec.tuning.max_jobs} jobs, objective
-        `{spec.tuning.objective_metric}`) → model → batch transform → predictions gate →
-        evaluate (model gate: {thresholds}) → deploy endpoint → smoke test.
+        Stages: land → landing gate (schema, parseability, duplicates) → Glue ETL →
+        curated gate (nulls, outliers, class balance, drift) → split → splits gate (sizes,
+        stratification, leakage) → train + tune ({spec.tuning.strategy}, {spec.tuning.max_jobs}
+        jobs, objective `{spec.tuning.objective_metric}`) → model → transform input gate →
+        batch transform → predictions gate → evaluate (model gate: {thresholds}) → deploy
+        endpoint → smoke test.
 
         A failed gate fails its task with the column, figure and threshold, quarantines the
         batch under `quarantine/ds=…/` and leaves everything downstream unrun. Gate results
@@ -175,7 +176,12 @@ def build_dag(spec: PipelineSpec) -> DAG:
             splits_ok >> [trained, tuned]
             chosen = select_model(trained, tuned)
 
-        with TaskGroup("batch_transform", tooltip="model, batch transform of the test split, predictions gate"):
+        with TaskGroup("batch_transform", tooltip="input gate, model, batch transform of the test split, predictions gate"):
+
+            @task(task_id="transform_input_gate")
+            @_fail_fast
+            def transform_input_gate():
+                return _s().gate_transform_input(spec, env(), _run())
 
             @task(task_id="create_model")
             @_fail_fast
@@ -193,7 +199,10 @@ def build_dag(spec: PipelineSpec) -> DAG:
                 return _s().gate_predictions(spec, env(), _run(), transformed["output_uris"])
 
             model = create_model(chosen, code)
+            input_ok = transform_input_gate()
+            splits_ok >> input_ok
             transformed = transform(model)
+            input_ok >> transformed
             predictions_ok = predictions_gate(transformed)
 
         from gated_ml.evaluation.operator import EvaluateModelOperator

@@ -65,13 +65,32 @@ class Split(_Strict):
         return self
 
 
+CHECKS = (
+    "schema", "row_count", "parseable", "duplicates", "nulls", "outliers", "class_balance", "drift",
+    "split_sizes", "stratification", "leakage", "completeness", "range",
+)
+DEFAULT_SEVERITY = {"drift": "warn"}  # every other check stops the pipeline unless the spec says warn
+
+
+class Drift(_Strict):
+    bins: int = Field(10, ge=2, le=100, description="quantile bins of the baseline histogram")
+    max_kl_divergence: float = Field(0.1, gt=0, description="KL divergence of a feature from its baseline")
+
+
 class Gates(_Strict):
     max_null_fraction: float = Field(0.0, ge=0, le=1)
+    null_tolerance: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict, description="per-column override")
     max_outlier_fraction: float = Field(0.05, ge=0, le=1)
     iqr_multiplier: float = Field(1.5, gt=0)
     min_class_share: float = Field(0.1, ge=0, le=0.5)
     max_duplicate_fraction: float = Field(0.05, ge=0, le=1)
     split_share_tolerance: float = Field(0.05, ge=0, le=1)
+    drift: Drift = Drift()
+    severity: dict[Literal[CHECKS], Literal["fail", "warn"]] = Field(default_factory=dict)
+    baseline_ds: dt.date | None = Field(None, description="the accepted batch whose statistics are the baseline")
+
+    def severity_of(self, check: str) -> str:
+        return self.severity.get(check, DEFAULT_SEVERITY.get(check, "fail"))
 
 
 class Training(_Strict):
@@ -172,6 +191,9 @@ class PipelineSpec(_Strict):
                     raise ValueError(
                         f"target.positive_class {self.target.positive_class!r} must be one of {list(classes)}"
                     )
+        unknown = sorted(set(self.gates.null_tolerance) - set(names))
+        if unknown:
+            raise ValueError(f"gates.null_tolerance names columns {unknown} that are not among the columns {names}")
         for name in list(self.training.hyperparameters) + list(self.tuning.ranges):
             if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
                 raise ValueError(f"hyperparameter name {name!r} must be lower_snake_case")

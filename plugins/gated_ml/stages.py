@@ -132,61 +132,59 @@ def read_raw_frame(spec: PipelineSpec, data: bytes):
 
 
 # --- gates --------------------------------------------------------------------------
-def run_gate(spec: PipelineSpec, env: Environment, run: Run, gate: str, expectations: list[dict], frame, batch_uris: list[str]) -> GateResult:
-    """Validate, save the result under ``quality/``, and on failure quarantine the batch and raise."""
+def run_gate(spec: PipelineSpec, env: Environment, run: Run, gate: str, frame, batch_uris: list[str], parameters: dict | None = None) -> GateResult:
+    """Validate ``frame`` with the gate's suite; save the result and Data Docs under ``quality/``.
+
+    On failure the batch is copied (never moved: the landing zone is never modified) to
+    ``quarantine/ds=…/<gate>/`` with the reason, and :class:`GateFailed` is raised.
+    """
+    from gated_ml.lake import local_path
+    from gated_ml.quality import suite_files
+
     loc = jr.locations(spec, env)
-    result = run_checkpoint(f"{spec.name}.{gate}", expectations, frame)
+    expectations = suites.materialise(suite_files.load(spec, gate), parameters or {})
+    docs = local_path(loc.quality(run.ds) + f"data_docs/{gate}/")
+    result = run_checkpoint(f"{spec.name}.{gate}", expectations, frame, docs_dir=docs)
     record = {
         "gate": gate,
         "ds": run.ds,
+        "try_number": run.try_number,
         "success": result.success,
         "summary": result.summary(),
         "findings": [f.__dict__ for f in result.findings],
+        "data_docs": str(docs / "index.html"),
         "validation_result": result.result_json,
     }
     storage.write(loc.quality(run.ds) + f"{gate}.json", json.dumps(record, indent=2, default=str))
     for f in result.warnings:
         log.warning("gate %s: WARN %s", gate, f.line())
-    log.info(result.summary())
     if not result.success:
         quarantine = loc.quarantine(run.ds) + f"{gate}/"
         for uri in batch_uris:
             storage.copy(uri, quarantine + uri.rsplit("/", 1)[-1])
         storage.write(quarantine + "reason.json", json.dumps({k: v for k, v in record.items() if k != "validation_result"}, indent=2, default=str))
-        raise GateFailed(result.message() + f"\nbatch quarantined under {quarantine}")
+        log.error(result.summary())
+        raise GateFailed(result.message() + f"\nbatch quarantined under {quarantine}; Data Docs: {docs / 'index.html'}")
+    log.info(result.summary())
     return result
 
 
 def gate_landing(spec: PipelineSpec, env: Environment, run: Run, raw_uri: str) -> dict:
     frame = read_raw_frame(spec, storage.read_bytes(raw_uri))
-    result = run_gate(spec, env, run, "landing", suites.landing_suite(spec), frame, [raw_uri])
+    result = run_gate(spec, env, run, "landing", frame, [raw_uri])
     return {"rows": len(frame), "summary": result.summary()}
-
-
-def _baseline(spec: PipelineSpec, env: Environment, frame, ds: str) -> tuple[dict, bool]:
-    """The accepted baseline statistics; the first batch to reach the gate proposes itself."""
-    uri = jr.locations(spec, env).baseline() + "stats.json"
-    if storage.exists(uri):
-        return json.loads(storage.read_text(uri)), False
-    cols = {}
-    for col in spec.numeric_features:
-        q1, q3 = frame[col].quantile([0.25, 0.75]).tolist()
-        cols[col] = {"q1": float(q1), "q3": float(q3), "mean": float(frame[col].mean()), "std": float(frame[col].std())}
-    stats = {"source_ds": ds, "rows": len(frame), "columns": cols}
-    if spec.is_classification:
-        stats["class_shares"] = {k: float(v) for k, v in frame[spec.target.column].value_counts(normalize=True).items()}
-    return stats, True
 
 
 def gate_curated(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    from gated_ml.quality import baseline
+
     loc = jr.locations(spec, env)
     frame = storage.read_parquet(loc.curated(run.ds))
-    baseline, proposed = _baseline(spec, env, frame, run.ds)
-    result = run_gate(spec, env, run, "curated", suites.curated_suite(spec, baseline), frame, storage.list_uris(loc.curated(run.ds)))
+    stats, proposed = baseline.for_batch(spec, env, frame, run.ds)
+    result = run_gate(spec, env, run, "curated", frame, storage.list_uris(loc.curated(run.ds)), suites.curated_parameters(spec, stats))
     if proposed:
-        storage.write(loc.baseline() + "stats.json", json.dumps(baseline, indent=2))
-        log.info("first accepted batch ds=%s is now the baseline", run.ds)
-    return {"rows": len(frame), "summary": result.summary()}
+        baseline.accept(spec, env, stats)
+    return {"rows": len(frame), "summary": result.summary(), "baseline_ds": stats["source_ds"]}
 
 
 # --- ETL ----------------------------------------------------------------------------
@@ -246,7 +244,23 @@ def gate_splits(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     shares = {}
     if spec.is_classification:
         shares = {str(k): float(v) for k, v in frame[spec.target.column].value_counts(normalize=True).items()}
-    result = run_gate(spec, env, run, "splits", suites.splits_suite(spec, shares), frame, storage.list_uris(loc.features(run.ds)))
+    result = run_gate(spec, env, run, "splits", frame, storage.list_uris(loc.features(run.ds)), suites.splits_parameters(spec, shares))
+    return {"rows": len(frame), "summary": result.summary()}
+
+
+def gate_transform_input(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    """The test split as batch transform will send it: the training schema, values the model can take."""
+    import pandas as pd
+
+    uri = jr.locations(spec, env).features(run.ds, "test") + "test.csv"
+    order = [spec.target.column] + [c.name for c in spec.feature_columns]
+    body = storage.read_text(uri)
+    frame = pd.read_csv(io.StringIO(body), header=None) if body.strip() else pd.DataFrame()
+    if frame.shape[1] == len(order):
+        frame.columns = order
+    else:
+        frame.columns = [f"field_{i + 1}" for i in range(frame.shape[1])]
+    result = run_gate(spec, env, run, "transform_input", frame, [uri])
     return {"rows": len(frame), "summary": result.summary()}
 
 
@@ -329,7 +343,7 @@ def read_predictions(spec: PipelineSpec, output_uris: list[str]):
 def gate_predictions(spec: PipelineSpec, env: Environment, run: Run, output_uris: list[str]) -> dict:
     expected = sum(1 for line in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if line.strip())
     frame = read_predictions(spec, output_uris)
-    result = run_gate(spec, env, run, "predictions", suites.predictions_suite(spec, expected), frame, output_uris)
+    result = run_gate(spec, env, run, "predictions", frame, output_uris, {"expected_rows": expected})
     return {"rows": len(frame), "summary": result.summary()}
 
 

@@ -84,10 +84,11 @@ def _explain(cfg: dict, res: dict) -> tuple[str, str]:
             return f"{_pct(res['unexpected_percent'])} null ({res['unexpected_count']} of {res['element_count']} rows)", f"at most {allowed:.2f}% null"
         if typ == "expect_column_values_to_be_between":
             return observed + f", e.g. {res.get('partial_unexpected_list', [])[:3]}", f"at most {allowed:.2f}% outside [{kw['min_value']:.4g}, {kw['max_value']:.4g}]"
-        if typ == "expect_column_values_to_be_in_set" and len(kw["value_set"]) == 1:
+        if typ == "expect_column_values_to_be_in_set" and kw.get("mostly", 1.0) < 1.0:
             share = 100.0 - res["unexpected_percent"]
             scope = f" in rows where {kw['row_condition']}" if kw.get("row_condition") else ""
-            return f"{kw['value_set'][0]!r} is {share:.2f}% of rows{scope}", f"at least {100 * kw.get('mostly', 1.0):.2f}%"
+            values = repr(kw["value_set"][0]) if len(kw["value_set"]) == 1 else str(kw["value_set"])
+            return f"{values} is {share:.2f}% of rows{scope}", f"at least {100 * kw['mostly']:.2f}%"
         if typ == "expect_compound_columns_to_be_unique":
             return f"{res['unexpected_count']} rows ({_pct(res['unexpected_percent'])}) repeat another row", f"at most {allowed:.2f}% repeated"
         if typ == "expect_column_values_to_match_regex":
@@ -96,6 +97,10 @@ def _explain(cfg: dict, res: dict) -> tuple[str, str]:
     observed = res.get("observed_value")
     if typ == "expect_table_columns_to_match_ordered_list":
         return f"columns {observed}", f"columns {kw['column_list']}"
+    if typ == "expect_column_kl_divergence_to_be_less_than":
+        return f"KL divergence {observed:.4f} from the baseline" if observed is not None else "no KL divergence", f"below {kw['threshold']}"
+    if typ == "expect_column_values_to_be_in_type_list":
+        return f"type {observed}", f"one of {kw['type_list']}"
     if "value_set" in kw:
         seen = f"unexpected values {res['partial_unexpected_list']}" if observed is None and "partial_unexpected_list" in res else f"values {observed}"
         return seen, f"values within {kw['value_set']}"
@@ -105,8 +110,25 @@ def _explain(cfg: dict, res: dict) -> tuple[str, str]:
     return f"{observed}", " and ".join(b for b in bounds if b) or "n/a"
 
 
-def run_checkpoint(gate: str, expectations: list[dict], frame) -> GateResult:
-    """Validate ``frame`` against ``expectations`` (see :mod:`gated_ml.quality.suites`)."""
+def _docs_site(ctx, name: str, docs_dir) -> list[str]:
+    """A Data Docs site in ``docs_dir`` for this gate's results (none if ``docs_dir`` is None)."""
+    if docs_dir is None:
+        return []
+    if name in ctx.get_site_names():
+        ctx.delete_data_docs_site(name)
+    ctx.add_data_docs_site(site_name=name, site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    return [name]
+
+
+def run_checkpoint(gate: str, expectations: list[dict], frame, docs_dir=None) -> GateResult:
+    """Validate ``frame`` against ``expectations`` (see :mod:`gated_ml.quality.suites`).
+
+    With ``docs_dir``, the checkpoint also builds GX Data Docs there (``index.html``).
+    """
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -137,7 +159,9 @@ def run_checkpoint(gate: str, expectations: list[dict], frame) -> GateResult:
         suite.add_expectation(config.to_domain_obj())
     suite = ctx.suites.add(suite)
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=gate, data=batch, suite=suite))
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=gate, validation_definitions=[vd], result_format={"result_format": "SUMMARY"}))
+    sites = _docs_site(ctx, gate, docs_dir)
+    actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=sites)] if sites else []
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=gate, validation_definitions=[vd], actions=actions, result_format={"result_format": "SUMMARY"}))
     result = checkpoint.run(batch_parameters={"dataframe": frame})
     validation = next(iter(result.run_results.values()))
     findings = []
