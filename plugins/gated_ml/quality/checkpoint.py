@@ -151,7 +151,13 @@ def run_checkpoint(gate: str, expectations: list[dict], frame, docs_dir=None) ->
     except Exception:
         batch = asset.add_batch_definition_whole_dataframe("whole")
     suite = gx.ExpectationSuite(name=gate)
+    first_of: dict[int, int] = {}  # GX keeps one of identical expectations: map each to the kept one
+    seen: dict[str, int] = {}
     for i, e in enumerate(expectations):
+        key = json.dumps([e["type"], e["kwargs"]], sort_keys=True, default=str)
+        first_of[i] = seen.setdefault(key, i)
+        if first_of[i] != i:
+            continue
         meta = {**e["meta"], "index": i}  # results come back in GX's order, not ours
         # add_expectation, not add_expectation_configuration: the latter upserts by column, so a
         # second expectation of the same type on the same column would silently replace the first
@@ -166,10 +172,10 @@ def run_checkpoint(gate: str, expectations: list[dict], frame, docs_dir=None) ->
     validation = next(iter(result.run_results.values()))
     findings = []
     by_index = {r.expectation_config.meta["index"]: r for r in validation.results}
-    if sorted(by_index) != list(range(len(expectations))):
+    if sorted(by_index) != sorted(set(first_of.values())):
         raise RuntimeError(f"gate {gate}: GX returned results for expectations {sorted(by_index)} of {len(expectations)}")
     for i, cfg in enumerate(expectations):
-        res = by_index[i]
+        res = by_index[first_of[i]]
         if res.exception_info.get("raised_exception"):
             observed, threshold = f"error: {res.exception_info.get('exception_message')}", "expectation must evaluate"
             success = False
