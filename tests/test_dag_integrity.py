@@ -38,12 +38,13 @@ def test_no_cycles_and_the_stage_order(bag):
     pos = {t: i for i, t in enumerate(order)}
     chain = ["ingest.land_raw_batch", "ingest.landing_gate", "etl.glue_etl", "etl.curated_gate", "features.split",
              "features.splits_gate", "training.tune", "training.select_model", "batch_transform.create_model",
-             "batch_transform.transform", "batch_transform.predictions_gate", "evaluate",
+             "batch_transform.transform_input_gate", "batch_transform.transform", "batch_transform.predictions_gate", "evaluate",
              "deployment.deploy_endpoint", "deployment.smoke_test_endpoint"]
     assert [pos[t] for t in chain] == sorted(pos[t] for t in chain)
     # a gate is upstream of everything after it: failing it leaves them unrun
     assert "etl.curated_gate" in dag.get_task("features.split").get_flat_relative_ids(upstream=True)
     assert "evaluate" in dag.get_task("deployment.deploy_endpoint").get_flat_relative_ids(upstream=True)
+    assert "batch_transform.transform_input_gate" in dag.get_task("batch_transform.transform").get_flat_relative_ids(upstream=True)
 
 
 def test_parsing_imports_nothing_heavy_and_touches_no_network():

@@ -55,8 +55,9 @@ def test_full_run(airflow_db, lake, spec):
     assert report["metrics"]["roc_auc"] >= 0.85
     assert sum(report["metrics"]["confusion_matrix"].values()) == 31
 
-    for gate in ("landing", "curated", "splits", "predictions"):
+    for gate in ("landing", "curated", "splits", "transform_input", "predictions"):
         assert json.loads(storage.read_text(loc.quality(DS) + f"{gate}.json"))["success"] is True
+        assert local_path(loc.quality(DS) + f"data_docs/{gate}/index.html").is_file()
 
     endpoint = describe_endpoint("vertebral-column", control)
     assert endpoint["EndpointStatus"] == "InService"
