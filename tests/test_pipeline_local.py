@@ -82,6 +82,7 @@ def test_bad_input_stops_the_dag_and_writes_nothing_curated(airflow_db, lake, tm
     (tmp_path / "semicolons.arff").write_bytes(head + b"@data" + body.replace(b",", b";"))
     write_spec(tmp_path / "specs", edit(GOOD, tmp_path))
     monkeypatch.setenv("AIRFLOW__GATED_ML__SPEC_DIR", str(tmp_path / "specs"))
+    monkeypatch.setenv("AIRFLOW__GATED_ML__GX_DIR", str(tmp_path / "gx"))  # suites generated from this spec
 
     dr, states = _run_dag()
     assert dr.state == "failed"

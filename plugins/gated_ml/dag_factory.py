@@ -39,11 +39,12 @@ def _fail_fast(fn):
     def wrapper(*args, **kwargs):
         from gated_ml.local.glue import GlueJobError
         from gated_ml.quality.checkpoint import GateFailed
+        from gated_ml.quality.suite_files import StaleSuite
         from gated_ml.stages import ModelGateFailed, StageError
 
         try:
             return fn(*args, **kwargs)
-        except (GateFailed, ModelGateFailed, StageError) as e:
+        except (GateFailed, ModelGateFailed, StageError, StaleSuite) as e:
             raise AirflowFailException(str(e)) from None
         except GlueJobError as e:
             if not e.retryable:

@@ -2,7 +2,7 @@
 
 Each can be set in ``airflow.cfg`` or as ``AIRFLOW__GATED_ML__<KEY>`` in the environment:
 ``target`` (``local`` or ``aws``; default ``local``), ``lake_root`` (the local lake folder;
-default ``./lake``), ``spec_dir`` (default ``include/pipelines``), ``bucket`` (the lake bucket; default ``gated-ml-lake``), ``region``.
+default ``./lake``), ``spec_dir`` (default ``include/pipelines``), ``gx_dir`` (default ``great_expectations``), ``bucket`` (the lake bucket; default ``gated-ml-lake``), ``region``.
 """
 
 from __future__ import annotations
