@@ -220,7 +220,7 @@ def test_transform_input_gate_stops(world, case, edit, expected):
 def _put_predictions(world, ds, rows):
     loc = jr.locations(world.spec, world.env)
     storage.write(loc.features(ds, "test") + "test.csv", "".join(f"{label},1,2,3,4,5,6\n" for label, _ in rows))
-    out = loc.transform(ds) + "test.csv.out"
+    out = loc.transform(ds) + "test/test.csv.out"
     storage.write(out, "".join(f"{label},{p}\n" for label, p in rows))
     return out
 

@@ -47,7 +47,7 @@ def test_full_run(airflow_db, lake, spec):
     model = json.loads(next((lake / "_control" / "models").glob("*.json")).read_text())
     assert local_path(model["PrimaryContainer"]["ModelDataUrl"]).is_file()
 
-    out = storage.read_text(loc.transform(DS) + "test.csv.out").splitlines()
+    out = storage.read_text(loc.transform(DS) + "test/test.csv.out").splitlines()
     assert len(out) == 31 and all(line.split(",")[0] in ("Normal", "Abnormal") for line in out)
 
     report = json.loads(storage.read_text(loc.evaluation(DS) + "metrics.json"))

@@ -71,7 +71,7 @@ def test_batch_transform_joins_every_test_row_with_its_label(model):
     describe = run_transform_job(jr.transform_job(spec, env, run, model["record"]["ModelName"]), model["record"])
     assert describe["TransformJobStatus"] == "Completed"
     (out,) = describe["OutputFiles"]
-    assert out.endswith("/transform/ds=2026-11-01/test.csv.out")
+    assert out.endswith("/transform/ds=2026-11-01/test/test.csv.out")
     rows = [line.split(",") for line in storage.read_text(out).splitlines()]
     test = model["test"]
     assert len(rows) == len(test)

@@ -13,7 +13,7 @@ import functools
 import textwrap
 
 from airflow.sdk import DAG, TaskGroup, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gated_ml import settings
 from gated_ml.spec import PipelineSpec
@@ -40,12 +40,14 @@ def _fail_fast(fn):
         from gated_ml.local.glue import GlueJobError
         from gated_ml.quality.checkpoint import GateFailed
         from gated_ml.quality.suite_files import StaleSuite
-        from gated_ml.stages import ModelGateFailed, StageError
+        from gated_ml.stages import ModelGateFailed, SkipDeployment, StageError
 
         try:
             return fn(*args, **kwargs)
         except (GateFailed, ModelGateFailed, StageError, StaleSuite) as e:
             raise AirflowFailException(str(e)) from None
+        except SkipDeployment as e:
+            raise AirflowSkipException(str(e)) from None
         except GlueJobError as e:
             if not e.retryable:
                 raise AirflowFailException(str(e)) from None
@@ -192,7 +194,17 @@ def build_dag(spec: PipelineSpec) -> DAG:
             @task(task_id="transform")
             @_fail_fast
             def transform(model: dict):
-                return _s().batch_transform(spec, env(), _run(), model["model_name"])
+                return _s().batch_transform(spec, env(), _run(), model["model_name"], "test")
+
+            @task(task_id="transform_validation")
+            @_fail_fast
+            def transform_validation(model: dict):
+                return _s().batch_transform(spec, env(), _run(), model["model_name"], "validation")
+
+            @task(task_id="transform_champion")
+            @_fail_fast
+            def transform_champion(model: dict):
+                return _s().champion_transform(spec, env(), _run(), model["model_name"])
 
             @task(task_id="predictions_gate")
             @_fail_fast
@@ -204,27 +216,31 @@ def build_dag(spec: PipelineSpec) -> DAG:
             splits_ok >> input_ok
             transformed = transform(model)
             input_ok >> transformed
+            validated = transform_validation(model)
+            champion = transform_champion(model)
             predictions_ok = predictions_gate(transformed)
 
         from gated_ml.evaluation.operator import EvaluateModelOperator
 
-        evaluation = EvaluateModelOperator(task_id="evaluate", pipeline=spec.name, transform_output=transformed, model=chosen)
+        evaluation = EvaluateModelOperator(
+            task_id="evaluate", pipeline=spec.name, test_output=transformed, validation_output=validated,
+            champion_output=champion, chosen=chosen, model=model, code=code,
+        )
         predictions_ok >> evaluation
 
-        with TaskGroup("deployment", tooltip="real-time endpoint and its smoke test"):
+        with TaskGroup("deployment", tooltip="real-time endpoint (create, or update without downtime) and its smoke test"):
 
             @task(task_id="deploy_endpoint")
             @_fail_fast
-            def deploy(model: dict):
-                return _s().deploy(spec, _run(), model["model_name"])
+            def deploy(model: dict, evaluation: dict, transformed: dict):
+                return _s().deploy(spec, env(), _run(), model["model_name"], evaluation, transformed)
 
             @task(task_id="smoke_test_endpoint")
             @_fail_fast
             def smoke_test(endpoint: dict, transformed: dict):
                 return _s().smoke_test(spec, env(), _run(), endpoint, transformed["output_uris"])
 
-            endpoint = deploy(model)
-            evaluation >> endpoint
+            endpoint = deploy(model, evaluation.output, transformed)
             smoke_test(endpoint, transformed)
 
     return dag

@@ -232,26 +232,36 @@ def model(spec: PipelineSpec, env: Environment, run: Run, model_data_url: str, c
     return validate_request("sagemaker", "CreateModel", req)
 
 
-def transform_job(spec: PipelineSpec, env: Environment, run: Run, model_name: str) -> dict:
-    """``sagemaker.CreateTransformJob`` over the test split.
+TRANSFORMS = {
+    # purpose: (job name stage, input split folder)
+    "test": ("transform", "test"),
+    "validation": ("transform-val", "validation_batch"),
+    "champion": ("transform-champ", "test"),
+}
 
-    The test files hold ``label,features...`` without a header; ``InputFilter`` drops the
+
+def transform_job(spec: PipelineSpec, env: Environment, run: Run, model_name: str, purpose: str = "test") -> dict:
+    """``sagemaker.CreateTransformJob``: the test split (or the validation split, or the
+    serving champion on the test split), output under ``transform/ds=…/<purpose>/``.
+
+    The input files hold ``label,features...`` without a header; ``InputFilter`` drops the
     label before the model sees a record, ``JoinSource: Input`` appends the prediction to
     the input record and ``OutputFilter`` keeps ``label,prediction``.
     """
     loc = locations(spec, env)
+    stage, folder = TRANSFORMS[purpose]
     req = {
-        "TransformJobName": run.name(spec, "transform"),
+        "TransformJobName": run.name(spec, stage),
         "ModelName": model_name,
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": 6,
         "TransformInput": {
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": loc.features(run.ds, "test")}},
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": loc.features(run.ds, folder)}},
             "ContentType": "text/csv",
             "SplitType": "Line",
             "CompressionType": "None",
         },
-        "TransformOutput": {"S3OutputPath": loc.transform(run.ds), "Accept": "text/csv", "AssembleWith": "Line"},
+        "TransformOutput": {"S3OutputPath": loc.transform(run.ds) + f"{purpose}/", "Accept": "text/csv", "AssembleWith": "Line"},
         "TransformResources": {"InstanceType": spec.training.instance_type, "InstanceCount": 1},
         "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
         "Tags": _tags(spec, run),

@@ -143,9 +143,14 @@ class Tuning(_Strict):
 
 class Evaluation(_Strict):
     thresholds: dict[str, float] = Field(
-        default_factory=dict, description="metric name -> minimum value the model must reach"
+        default_factory=dict, description="metric -> the minimum it must reach (maximum for log_loss, mse, rmse, mae)"
     )
-    decision_threshold: float = Field(0.5, gt=0, lt=1)
+    threshold_rule: Literal["fixed", "max_f1", "min_sensitivity"] = Field("fixed", description="binary decision threshold, chosen on the validation split")
+    decision_threshold: float = Field(0.5, gt=0, lt=1, description="the threshold of the fixed rule")
+    min_sensitivity: float = Field(0.9, gt=0, le=1, description="the target of the min_sensitivity rule")
+    champion_metric: str | None = Field(None, description="default: roc_auc (binary), macro_f1 (multiclass), rmse (regression)")
+    champion_margin: float = Field(0.02, ge=0, description="how much worse than the serving model a new one may be")
+    manual_approval: bool = Field(False, description="register passing models as PendingManualApproval instead of deploying")
 
 
 class Endpoint(_Strict):
@@ -224,6 +229,11 @@ class PipelineSpec(_Strict):
     @property
     def is_classification(self) -> bool:
         return self.problem_type != "regression"
+
+    @property
+    def champion_metric(self) -> str:
+        default = {"binary_classification": "roc_auc", "multiclass_classification": "macro_f1", "regression": "rmse"}
+        return self.evaluation.champion_metric or default[self.problem_type]
 
     @property
     def label_classes(self) -> list[str]:

@@ -220,6 +220,9 @@ def split(spec: PipelineSpec, env: Environment, run: Run) -> dict:
         for name, part, header in (("train", train, True), ("validation", validation, True), ("test", test, False)):
             (staging / name).mkdir()
             part.to_csv(staging / name / f"{name}.csv", index=False, header=header)
+        # the validation split as batch-transform input too: the decision threshold is chosen on it
+        (staging / "validation_batch").mkdir()
+        validation.to_csv(staging / "validation_batch" / "validation.csv", index=False, header=False)
     sizes = {"train": len(train), "validation": len(validation), "test": len(test)}
     log.info("split %d rows into %s", len(frame), sizes)
     return sizes
@@ -316,13 +319,25 @@ def create_model(spec: PipelineSpec, env: Environment, run: Run, model_data: str
     return {"model_name": record["ModelName"]}
 
 
-def batch_transform(spec: PipelineSpec, env: Environment, run: Run, model_name: str) -> dict:
+def batch_transform(spec: PipelineSpec, env: Environment, run: Run, model_name: str, purpose: str = "test") -> dict:
     from gated_ml.local.control_plane import ControlPlane
     from gated_ml.local.transform import run_transform_job
 
     control = ControlPlane()
-    describe = run_transform_job(jr.transform_job(spec, env, run, model_name), control.get("models", model_name), control)
+    describe = run_transform_job(jr.transform_job(spec, env, run, model_name, purpose), control.get("models", model_name), control)
     return {"job_name": describe["TransformJobName"], "output_uris": describe["OutputFiles"]}
+
+
+def champion_transform(spec: PipelineSpec, env: Environment, run: Run, model_name: str) -> dict | None:
+    """The serving model's predictions on this run's test split, for the champion/challenger rule."""
+    from gated_ml.evaluation import registry
+
+    champ = registry.champion(spec, env)
+    if champ is None or champ["model_name"] == model_name:
+        log.info("no other model serves %s: nothing to compare with", spec.name)
+        return None
+    out = batch_transform(spec, env, run, champ["model_name"], "champion")
+    return {**out, "version": champ["version"], "threshold": champ.get("threshold"), "model_name": champ["model_name"]}
 
 
 def read_predictions(spec: PipelineSpec, output_uris: list[str]):
@@ -348,43 +363,91 @@ def gate_predictions(spec: PipelineSpec, env: Environment, run: Run, output_uris
 
 
 # --- evaluation ---------------------------------------------------------------------
-def evaluate(spec: PipelineSpec, env: Environment, run: Run, output_uris: list[str], model: dict) -> dict:
-    """Metrics of the test-set predictions, written to ``evaluation/ds=…/metrics.json``; the model gate."""
-    from gated_ml.evaluation.metrics import binary_metrics, check_thresholds
+def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validation: dict, champion: dict | None, model: dict, code: dict) -> dict:
+    """Metrics, plots and the model gate; every model is registered with its decision.
 
-    frame = read_predictions(spec, output_uris)
-    if spec.problem_type != "binary_classification":
-        raise StageError(f"evaluation of {spec.problem_type} is not implemented yet")
-    y_true = (frame["label"] == spec.target.positive_class).astype(int)
-    metrics = binary_metrics(y_true, frame["prediction"].astype(float), spec.evaluation.decision_threshold)
-    reasons = check_thresholds(metrics, spec.evaluation.thresholds)
-    report = {
-        "pipeline": spec.name,
+    Writes ``evaluation/ds=…/metrics.json`` and PNGs beside it. A rejected model fails the
+    task (nothing is deployed); its reasons are in the report and the registry.
+    """
+    from gated_ml.evaluation import plots, registry, report
+
+    loc = jr.locations(spec, env)
+    frame = read_predictions(spec, test["output_uris"])
+    val = read_predictions(spec, validation["output_uris"])
+    champ = read_predictions(spec, champion["output_uris"]) if champion else None
+    result = report.decide(spec, frame, val, champ, champion.get("threshold") if champion else None)
+
+    out = loc.evaluation(run.ds)
+    model_tar = storage.read_bytes(model["model_data"])
+    importance = plots.feature_importance_values(model_tar)
+    images = {"feature_importance.png": plots.feature_importance(importance)}
+    if spec.is_classification:
+        if spec.problem_type == "binary_classification":
+            negative, positive = spec.label_classes
+            predicted = frame["prediction"].astype(float).ge(result["threshold"]).map({True: positive, False: negative})
+            truth = (frame["label"].astype(str) == positive).astype(int)
+            images["roc_curve.png"] = plots.roc_curve(truth, frame["prediction"].astype(float))
+            images["pr_curve.png"] = plots.pr_curve(truth, frame["prediction"].astype(float))
+        else:
+            predicted = frame["prediction"].astype(str)
+        images["confusion_matrix.png"] = plots.confusion_matrix(frame["label"].astype(str), predicted, list(spec.target.classes))
+    else:
+        images["residuals.png"] = plots.residuals(frame["label"], frame["prediction"])
+    for name, png in images.items():
+        storage.write(out + name, png)
+
+    entry = registry.register(spec, env, {
+        "model_name": model["model_name"],
+        "model_data": model["model_data"],
+        "training_job": model["job_name"],
+        "tuning_job": model.get("tuning_job"),
         "ds": run.ds,
-        "model": model,
-        "problem_type": spec.problem_type,
-        "positive_class": spec.target.positive_class,
-        "metrics": metrics,
-        "thresholds": spec.evaluation.thresholds,
-        "decision": "Approved" if not reasons else "Rejected",
-        "reasons": reasons,
+        "decision": result["decision"],
+        "reasons": result["reasons"],
+        "threshold": result["threshold"],
+        "metrics": report.headline(spec, result["metrics"]),
+        "data": registry.data_snapshot(spec, env, run.ds),
+        "code": {"digest": code["digest"], "sourcedir_uri": code["sourcedir_uri"], "git_commit": registry.git_commit()},
+    })
+    document = {
+        "pipeline": spec.name, "ds": run.ds, "problem_type": spec.problem_type, "model": model,
+        "registry_version": entry["version"], "thresholds": spec.evaluation.thresholds,
+        "threshold_rule": spec.evaluation.threshold_rule, "feature_importance": importance,
+        "plots": sorted(images), **result,
     }
-    uri = jr.locations(spec, env).evaluation(run.ds) + "metrics.json"
-    storage.write(uri, json.dumps(report, indent=2))
-    summary = {k: metrics[k] for k in ("roc_auc", "f1", "accuracy", "sensitivity", "specificity", "precision")}
-    log.info("test-set metrics: %s", json.dumps(summary))
-    if reasons:
-        raise ModelGateFailed("model gate: the model may not be deployed: " + "; ".join(reasons) + f" (report: {uri})")
-    return {"report_uri": uri, "metrics": summary, "confusion_matrix": metrics["confusion_matrix"]}
+    if spec.problem_type == "binary_classification":
+        document["positive_class"] = spec.target.positive_class
+    storage.write(out + "metrics.json", json.dumps(document, indent=2, default=str))
+    log.info("test-set metrics: %s", json.dumps(report.headline(spec, result["metrics"])))
+    log.info("model gate: %s%s", result["decision"], "".join(f"; {r}" for r in result["reasons"]))
+    if result["decision"] == "Rejected":
+        raise ModelGateFailed("model gate: the model may not be deployed: " + "; ".join(result["reasons"]) + f" (report: {out}metrics.json)")
+    return {"report_uri": out + "metrics.json", "decision": result["decision"], "version": entry["version"],
+            "threshold": result["threshold"], "metrics": report.headline(spec, result["metrics"])}
 
 
 # --- deployment ---------------------------------------------------------------------
-def deploy(spec: PipelineSpec, run: Run, model_name: str) -> dict:
+class SkipDeployment(Exception):
+    """This run's model is not to be deployed (pending approval, or a newer model serves)."""
+
+
+def deploy(spec: PipelineSpec, env: Environment, run: Run, model_name: str, evaluation: dict, test: dict) -> dict:
+    """Create or update the endpoint to this run's model; the old model serves until the new one is proven."""
+    from gated_ml.evaluation import registry
     from gated_ml.local import hosting
 
+    if evaluation["decision"] != "Approved":
+        raise SkipDeployment(f"model version {evaluation['version']} is {evaluation['decision']}: not deployed")
+    champ = registry.champion(spec, env)
+    if champ is not None and champ["ds"] > run.ds:
+        raise SkipDeployment(f"a newer model (version {champ['version']}, ds={champ['ds']}) serves: a backfill of ds={run.ds} never replaces it")
     config = hosting.create_endpoint_config(jr.endpoint_config(spec, run, model_name))
-    record = hosting.create_or_update_endpoint(jr.endpoint(spec, config["EndpointConfigName"]))
-    return {"endpoint_name": record["EndpointName"], "endpoint_config": record["EndpointConfigName"], "url": record["Url"]}
+    record = hosting.create_or_update_endpoint(
+        jr.endpoint(spec, config["EndpointConfigName"]),
+        verify=lambda url: check_agreement(spec, env, run, url, test["output_uris"]),
+    )
+    registry.crown(spec, env, evaluation["version"], config["EndpointConfigName"])
+    return {"endpoint_name": record["EndpointName"], "endpoint_config": record["EndpointConfigName"], "url": record["Url"], "version": evaluation["version"]}
 
 
 def runtime_client(url: str):
@@ -401,25 +464,30 @@ def runtime_client(url: str):
     )
 
 
-def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, output_uris: list[str]) -> dict:
-    """Invoke the endpoint with test rows; its answers must equal the batch transform's."""
+def check_agreement(spec: PipelineSpec, env: Environment, run: Run, url: str, output_uris: list[str]) -> int:
+    """Invoke ``url`` through a stock boto3 runtime client with test rows; the answers must equal batch transform's."""
     import numpy as np
 
     n = spec.endpoint.smoke_test_rows
     test_lines = [l for l in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if l.strip()][:n]
     body = "".join(line.split(",", 1)[1] + "\n" for line in test_lines)  # drop the label, as InputFilter $[1:] does
-    client = runtime_client(endpoint["url"])
-    response = client.invoke_endpoint(EndpointName=endpoint["endpoint_name"], ContentType="text/csv", Accept="text/csv", Body=body.encode())
+    response = runtime_client(url).invoke_endpoint(EndpointName=jr.endpoint_name(spec), ContentType="text/csv", Accept="text/csv", Body=body.encode())
     answers = [l for l in response["Body"].read().decode().splitlines() if l.strip()]
     expected = read_predictions(spec, output_uris)["prediction"].tolist()[: len(test_lines)]
     if len(answers) != len(test_lines):
         raise StageError(f"smoke test: the endpoint answered {len(answers)} predictions for {len(test_lines)} rows")
-    if spec.is_classification and spec.problem_type != "binary_classification":
+    if spec.problem_type == "multiclass_classification":
         agree = [a == str(e) for a, e in zip(answers, expected)]
     else:
         agree = list(np.isclose([float(a) for a in answers], [float(e) for e in expected], rtol=1e-6, atol=1e-6))
     if not all(agree):
         bad = [i for i, ok in enumerate(agree) if not ok]
         raise StageError(f"smoke test: endpoint and batch transform disagree on test rows {bad}: {[answers[i] for i in bad]} vs {[expected[i] for i in bad]}")
-    log.info("smoke test: %d rows, endpoint %s agrees with batch transform", len(answers), endpoint["endpoint_name"])
-    return {"rows": len(answers), "agree": True}
+    return len(answers)
+
+
+def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, output_uris: list[str]) -> dict:
+    """The deployed endpoint, through its public URL, agrees with batch transform."""
+    rows = check_agreement(spec, env, run, endpoint["url"], output_uris)
+    log.info("smoke test: %d rows, endpoint %s agrees with batch transform", rows, endpoint["endpoint_name"])
+    return {"rows": rows, "agree": True}

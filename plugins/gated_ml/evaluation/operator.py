@@ -1,28 +1,40 @@
-"""``EvaluateModelOperator``: the project's evaluation step, usable in any DAG.
+"""``EvaluateModelOperator``: the project's evaluation step and model gate.
 
 Computes the test-set metrics of a batch transform's output with :mod:`sklearn.metrics`
-(see :mod:`gated_ml.evaluation.metrics`), writes the report JSON under
-``evaluation/ds=…/`` and fails the task (no retry) if the model misses the spec's
-thresholds, so nothing downstream (deployment) runs.
+(binary: the decision threshold chosen on the validation split by the spec's rule;
+multiclass; regression), compares with the serving champion, draws the plots, registers
+the model with its decision, writes the report under ``evaluation/ds=…/`` and fails the
+task (no retry) when the model is rejected, so nothing downstream (deployment) runs.
+Its extra link opens the report in the Airflow UI.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException
+
+REPORT_ROUTE = "/gated-ml/reports"
+
+
+class EvaluationReportLink(BaseOperatorLink):
+    name = "Evaluation report"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        return f"{REPORT_ROUTE}/{ti_key.dag_id}/{ti_key.run_id}"
 
 
 class EvaluateModelOperator(BaseOperator):
-    template_fields: Sequence[str] = ("transform_output", "model")
+    template_fields: Sequence[str] = ("test_output", "validation_output", "champion_output", "chosen", "model", "code")
+    operator_extra_links = (EvaluationReportLink(),)
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, pipeline: str, transform_output: Any, model: Any, **kwargs):
+    def __init__(self, *, pipeline: str, test_output: Any, validation_output: Any, champion_output: Any, chosen: Any, model: Any, code: Any, **kwargs):
         super().__init__(**kwargs)
         self.pipeline = pipeline
-        self.transform_output = transform_output
-        self.model = model
+        self.test_output, self.validation_output, self.champion_output = test_output, validation_output, champion_output
+        self.chosen, self.model, self.code = chosen, model, code
 
     def execute(self, context):
         from gated_ml import stages
@@ -30,8 +42,9 @@ class EvaluateModelOperator(BaseOperator):
         from gated_ml.spec import load_pipeline
 
         spec = load_pipeline(self.pipeline)
-        run = Run.from_context(context)
+        model = {**self.chosen, **self.model}
         try:
-            return stages.evaluate(spec, stages.local_environment(), run, self.transform_output["output_uris"], self.model)
+            return stages.evaluate(spec, stages.local_environment(), Run.from_context(context), self.test_output,
+                                   self.validation_output, self.champion_output, model, self.code)
         except (stages.ModelGateFailed, stages.StageError) as e:
             raise AirflowFailException(str(e)) from None

@@ -40,35 +40,54 @@ def ping(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def start(container_def: dict, endpoint_name: str, log_path: Path, port: int = 0, detach: bool = False, timeout: float = 120) -> Container:
-    """Start a model server for a ``CreateModel`` ``PrimaryContainer`` and wait for ``/ping``."""
-    env_vars = container_def.get("Environment", {})
+def _spawn(argv: list[str], name: str, log_path: Path, detach: bool, timeout: float) -> Container:
+    """Start ``python -m <argv>`` and wait until it wrote its ready file and answers ``/ping``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ready = log_path.with_suffix(".ready.json")
     ready.unlink(missing_ok=True)
-    argv = [
-        sys.executable, "-m", "gated_ml.local.model_server",
-        "--model-data", str(local_path(container_def["ModelDataUrl"])),
-        "--code", str(local_path(env_vars["SAGEMAKER_SUBMIT_DIRECTORY"])),
-        "--program", env_vars.get("SAGEMAKER_PROGRAM", "inference.py"),
-        "--port", str(port), "--endpoint-name", endpoint_name, "--ready-file", str(ready),
-    ]
     env = {**os.environ, "PYTHONPATH": str(PLUGINS_DIR), "OMP_NUM_THREADS": "1"}
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach)
+        proc = subprocess.Popen([sys.executable, "-m", *argv, "--ready-file", str(ready)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
-            raise ContainerError(f"model server for {endpoint_name} exited with code {proc.returncode} before it was healthy:\n{tail}")
+            raise ContainerError(f"{name} exited with code {proc.returncode} before it was healthy:\n{tail}")
         if ready.exists():
-            info = json.loads(ready.read_text())
-            c = Container(pid=proc.pid, port=info["port"])
+            c = Container(pid=proc.pid, port=json.loads(ready.read_text())["port"])
             if ping(c.url):
                 return c
         time.sleep(0.1)
     proc.kill()
-    raise ContainerError(f"model server for {endpoint_name} was not healthy within {timeout:.0f} seconds; see {log_path}")
+    raise ContainerError(f"{name} was not healthy within {timeout:.0f} seconds; see {log_path}")
+
+
+def start(container_def: dict, endpoint_name: str, log_path: Path, port: int = 0, detach: bool = False, timeout: float = 120) -> Container:
+    """Start a model server for a ``CreateModel`` ``PrimaryContainer`` and wait for ``/ping``."""
+    env_vars = container_def.get("Environment", {})
+    argv = [
+        "gated_ml.local.model_server",
+        "--model-data", str(local_path(container_def["ModelDataUrl"])),
+        "--code", str(local_path(env_vars["SAGEMAKER_SUBMIT_DIRECTORY"])),
+        "--program", env_vars.get("SAGEMAKER_PROGRAM", "inference.py"),
+        "--port", str(port), "--endpoint-name", endpoint_name,
+    ]
+    return _spawn(argv, f"model server for {endpoint_name}", log_path, detach, timeout)
+
+
+def start_router(endpoint_name: str, backend_url: str, log_path: Path, port: int = 0, timeout: float = 30) -> Container:
+    """Start an endpoint's router (its stable front port), detached, forwarding to ``backend_url``."""
+    argv = ["gated_ml.local.router", "--endpoint-name", endpoint_name, "--backend", backend_url, "--port", str(port)]
+    return _spawn(argv, f"router of endpoint {endpoint_name}", log_path, True, timeout)
+
+
+def switch(router_url: str, backend_url: str) -> None:
+    """Point a router at another model server (one atomic assignment in the router)."""
+    req = urllib.request.Request(f"{router_url}/_local/backend", data=json.dumps({"backend": backend_url}).encode(), method="PUT")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        if json.loads(r.read())["backend"] != backend_url:
+            raise ContainerError(f"router at {router_url} did not switch to {backend_url}")
 
 
 def stop(pid: int, timeout: float = 10) -> None:

@@ -1,14 +1,17 @@
 """``CreateModel``, ``CreateEndpointConfig`` and ``CreateEndpoint``/``UpdateEndpoint`` on this machine.
 
-An endpoint is a detached model-server process on a loopback port, recorded in the
-control plane with its URL and pid; it keeps serving after the DAG run ends, until
-``make stop-endpoint`` (or :func:`delete_endpoint`). Updating an endpoint starts the new
-model's server, checks it is healthy, records it, and only then stops the old one.
+An endpoint is a router on a stable loopback port (its URL never changes) in front of a
+detached model-server process, both recorded in the control plane; it keeps serving
+after the DAG run ends, until ``make stop-endpoint`` (or :func:`delete_endpoint`).
+Updating an endpoint starts the new model's server, checks it, switches the router to
+it and only then stops the old server: no request fails, and a new model that fails its
+checks never takes traffic.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from gated_ml.local import containers
 from gated_ml.local.control_plane import ControlPlane, now
@@ -47,8 +50,14 @@ def describe_endpoint(name: str, control: ControlPlane | None = None) -> dict | 
     return record
 
 
-def create_or_update_endpoint(req: dict, control: ControlPlane | None = None) -> dict:
-    """Point the endpoint at ``EndpointConfigName``: start it, or replace its server after a health check."""
+def create_or_update_endpoint(req: dict, control: ControlPlane | None = None, verify=None, grace_seconds: float = 1.0) -> dict:
+    """Point the endpoint at ``EndpointConfigName`` without a failed request.
+
+    The new model's server starts beside the old one and must pass its health check and
+    ``verify(url)`` (the smoke test) before it takes traffic; if it does not, it is
+    stopped, the old one keeps serving, and the error is raised (rollback). Then the
+    endpoint's router switches to it, and the old server stops after ``grace_seconds``.
+    """
     validate_request("sagemaker", "CreateEndpoint", req)
     control = control or ControlPlane()
     name, config_name = req["EndpointName"], req["EndpointConfigName"]
@@ -60,8 +69,24 @@ def create_or_update_endpoint(req: dict, control: ControlPlane | None = None) ->
     if old and old["EndpointConfigName"] == config_name and old["EndpointStatus"] == "InService":
         log.info("endpoint %s already serves %s", name, config_name)
         return old
-    log_path = control.root / "endpoints" / f"{name}.log"
-    server = containers.start(model["PrimaryContainer"], name, log_path, detach=True)
+    logs = control.root / "endpoints" / name
+    backend = containers.start(model["PrimaryContainer"], name, logs / f"{config_name}.log", detach=True)
+    try:
+        if verify is not None:
+            verify(backend.url)
+    except BaseException:
+        containers.stop(backend.pid)
+        log.error("endpoint %s: %s failed its smoke test; %s", name, config_name,
+                  f"{old['EndpointConfigName']} keeps serving" if old else "nothing was deployed")
+        raise
+    if old and old["EndpointStatus"] == "InService":
+        containers.switch(old["Url"], backend.url)
+        router_pid, url = old["Pid"], old["Url"]
+    else:
+        if old:  # a stale record whose router is gone
+            _stop_all(old)
+        router = containers.start_router(name, backend.url, logs / "router.log")
+        router_pid, url = router.pid, router.url
     record = {
         "EndpointName": name,
         "EndpointArn": control.arn("endpoints", name),
@@ -70,15 +95,23 @@ def create_or_update_endpoint(req: dict, control: ControlPlane | None = None) ->
         "ProductionVariants": [{"VariantName": v["VariantName"], "CurrentInstanceCount": v["InitialInstanceCount"]} for v in config["ProductionVariants"]],
         "CreationTime": old["CreationTime"] if old else now(),
         "LastModifiedTime": now(),
-        "Url": server.url,
-        "Pid": server.pid,
-        "Log": str(log_path),
+        "Url": url,
+        "Pid": router_pid,
+        "BackendUrl": backend.url,
+        "BackendPid": backend.pid,
         "PreviousEndpointConfigName": old["EndpointConfigName"] if old else None,
     }
     control.put("endpoints", name, record)
-    if old and old.get("Pid"):
-        containers.stop(old["Pid"])
+    if old and old["EndpointStatus"] == "InService" and old.get("BackendPid"):
+        time.sleep(grace_seconds)  # requests already forwarded to the old server finish
+        containers.stop(old["BackendPid"])
     return record
+
+
+def _stop_all(record: dict) -> None:
+    for key in ("BackendPid", "Pid"):
+        if record.get(key):
+            containers.stop(record[key])
 
 
 def delete_endpoint(name: str, control: ControlPlane | None = None) -> bool:
@@ -86,7 +119,6 @@ def delete_endpoint(name: str, control: ControlPlane | None = None) -> bool:
     record = control.get("endpoints", name)
     if record is None:
         return False
-    if record.get("Pid"):
-        containers.stop(record["Pid"])
+    _stop_all(record)
     control.path("endpoints", name).unlink(missing_ok=True)
     return True
