@@ -16,12 +16,12 @@ GOOD = (ROOT / "include" / "pipelines" / "vertebral_column.yaml").read_text()
 ARFF = ROOT / "include" / "data" / "vertebral_column" / "column_2C_weka.arff"
 
 
-def _run_dag(pipeline="vertebral_column"):
+def _run_dag(pipeline="vertebral_column", ds=DS):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    dr = bag.dags[pipeline].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    dr = bag.dags[pipeline].test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc))
     return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
@@ -48,6 +48,7 @@ def test_full_run(airflow_db, lake, spec):
     assert local_path(model["PrimaryContainer"]["ModelDataUrl"]).is_file()
 
     out = storage.read_text(loc.transform(DS) + "test/test.csv.out").splitlines()
+    assert len(storage.read_text(loc.transform(DS) + "validation/validation.csv.out").splitlines()) == 31
     assert len(out) == 31 and all(line.split(",")[0] in ("Normal", "Abnormal") for line in out)
 
     report = json.loads(storage.read_text(loc.evaluation(DS) + "metrics.json"))
@@ -63,6 +64,30 @@ def test_full_run(airflow_db, lake, spec):
     assert endpoint["EndpointStatus"] == "InService"
     smoke = [ti for ti in dr.get_task_instances() if ti.task_id == "deployment.smoke_test_endpoint"][0]
     assert smoke.state == "success"  # the endpoint agreed with batch transform on the smoke-test rows
+
+    # the report: metrics, plots, the registry and the view in the Airflow UI
+    assert report["registry_version"] == 1 and report["threshold"] == 0.5 and report["metrics"]["pr_auc"] > 0.5
+    for plot in ("roc_curve.png", "pr_curve.png", "confusion_matrix.png", "feature_importance.png"):
+        assert storage.read_bytes(loc.evaluation(DS) + plot).startswith(b"\x89PNG")
+    from fastapi.testclient import TestClient
+
+    from gated_ml.evaluation import registry
+    from gated_ml.ui import app
+
+    champion = registry.champion(spec, local_environment())
+    assert champion["version"] == 1 and champion["decision"] == "Approved" and champion["data"]["files"]
+    page = TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}")
+    assert page.status_code == 200 and "Model gate: Approved" in page.text and "roc_auc" in page.text
+    assert TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}/roc_curve.png").content.startswith(b"\x89PNG")
+
+    # a backfill of an earlier date: evaluated against the champion and registered, never deployed over it
+    backfill, states = _run_dag(ds="2026-10-25")
+    assert states["evaluate"] == "success" and states["batch_transform.transform_champion"] == "success"
+    assert states["deployment.deploy_endpoint"] == "skipped" and states["deployment.smoke_test_endpoint"] == "skipped"
+    assert describe_endpoint("vertebral-column", control)["EndpointConfigName"] == endpoint["EndpointConfigName"]
+    backfill_report = json.loads(storage.read_text(loc.evaluation("2026-10-25") + "metrics.json"))
+    assert backfill_report["registry_version"] == 2 and backfill_report["champion_comparison"]["metric"] == "roc_auc"
+    assert registry.champion(spec, local_environment())["version"] == 1
 
 
 @pytest.mark.parametrize(

@@ -125,16 +125,71 @@ def test_bad_request_through_boto3_is_a_client_error(server):
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
-def test_endpoint_update_replaces_the_server_after_health_check(model):
+def _configs(model, n):
     spec, run = model["spec"], model["run"]
-    first = hosting.create_endpoint_config(jr.endpoint_config(spec, run, model["record"]["ModelName"]))
-    second = hosting.create_endpoint_config(jr.endpoint_config(spec, jr.Run(run.logical_date, 2), model["record"]["ModelName"]))
+    return [hosting.create_endpoint_config(jr.endpoint_config(spec, jr.Run(run.logical_date, t), model["record"]["ModelName"])) for t in range(1, n + 1)]
+
+
+def test_endpoint_update_keeps_the_url_and_replaces_the_server(model):
+    spec = model["spec"]
+    first, second = _configs(model, 2)
     try:
         a = hosting.create_or_update_endpoint(jr.endpoint(spec, first["EndpointConfigName"]))
-        b = hosting.create_or_update_endpoint(jr.endpoint(spec, second["EndpointConfigName"]))
-        assert b["PreviousEndpointConfigName"] == first["EndpointConfigName"]
-        assert containers.ping(b["Url"]) and not containers.ping(a["Url"])
+        b = hosting.create_or_update_endpoint(jr.endpoint(spec, second["EndpointConfigName"]), grace_seconds=0.2)
+        assert b["Url"] == a["Url"] and b["PreviousEndpointConfigName"] == first["EndpointConfigName"]
+        assert containers.ping(b["BackendUrl"]) and not containers.ping(a["BackendUrl"])
         assert hosting.describe_endpoint(spec.slug)["EndpointConfigName"] == second["EndpointConfigName"]
     finally:
         hosting.delete_endpoint(spec.slug)
-    assert hosting.describe_endpoint(spec.slug) is None
+    assert hosting.describe_endpoint(spec.slug) is None and not containers.ping(b["Url"])
+
+
+def test_a_new_model_that_fails_its_smoke_test_never_takes_traffic(model):
+    spec = model["spec"]
+    first, second = _configs(model, 2)
+
+    def failing_smoke_test(url):
+        raise RuntimeError("smoke test: endpoint and batch transform disagree on test rows [0]")
+
+    try:
+        a = hosting.create_or_update_endpoint(jr.endpoint(spec, first["EndpointConfigName"]))
+        with pytest.raises(RuntimeError, match="disagree"):
+            hosting.create_or_update_endpoint(jr.endpoint(spec, second["EndpointConfigName"]), verify=failing_smoke_test)
+        now = hosting.describe_endpoint(spec.slug)
+        assert now["EndpointConfigName"] == first["EndpointConfigName"] and now["BackendUrl"] == a["BackendUrl"]
+        assert _post(a["Url"], b"50,10,40,40,120,5", path="/endpoints/vertebral-column/invocations")[0] == 200  # the old model still serves
+    finally:
+        hosting.delete_endpoint(spec.slug)
+
+
+def test_no_request_fails_while_the_endpoint_is_updated(model):
+    import threading
+
+    spec = model["spec"]
+    configs = _configs(model, 4)
+    row = ",".join(str(v) for v in model["test"].iloc[0, 1:])
+    results = []
+    stop = threading.Event()
+    try:
+        ep = hosting.create_or_update_endpoint(jr.endpoint(spec, configs[0]["EndpointConfigName"]))
+        client = stages.runtime_client(ep["Url"], max_attempts=1)  # no retries: a failed request shows
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    r = client.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=row)
+                    results.append(r["ResponseMetadata"]["HTTPStatusCode"])
+                except Exception as e:  # any failure counts
+                    results.append(repr(e))
+
+        thread = threading.Thread(target=hammer)
+        thread.start()
+        for config in configs[1:]:  # three switches under load
+            hosting.create_or_update_endpoint(jr.endpoint(spec, config["EndpointConfigName"]), grace_seconds=0.3)
+        stop.set()
+        thread.join()
+    finally:
+        stop.set()
+        hosting.delete_endpoint(spec.slug)
+    assert len(results) > 50
+    assert [r for r in results if r != 200] == []

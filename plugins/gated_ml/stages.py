@@ -450,8 +450,8 @@ def deploy(spec: PipelineSpec, env: Environment, run: Run, model_name: str, eval
     return {"endpoint_name": record["EndpointName"], "endpoint_config": record["EndpointConfigName"], "url": record["Url"], "version": evaluation["version"]}
 
 
-def runtime_client(url: str):
-    """A stock boto3 ``sagemaker-runtime`` client pointed at a local endpoint."""
+def runtime_client(url: str, max_attempts: int = 3):
+    """A stock boto3 ``sagemaker-runtime`` client pointed at a local endpoint (``max_attempts=1``: no retries)."""
     import boto3
     from botocore.config import Config
 
@@ -460,7 +460,7 @@ def runtime_client(url: str):
     return boto3.client(
         "sagemaker-runtime", endpoint_url=url, region_name=region(),
         aws_access_key_id="local", aws_secret_access_key="local",  # loopback only: the server ignores signatures
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        config=Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}),
     )
 
 
