@@ -81,16 +81,24 @@ def _doc(spec: PipelineSpec) -> str:
     )
 
 
+def _aws_waiting(spec: PipelineSpec) -> dict:
+    """Waiting settings of the SageMaker operators: deferrable by default, limits sized for long jobs."""
+    return {
+        "aws_conn_id": settings.aws_conn_id(),
+        "wait_for_completion": True,
+        "deferrable": settings.deferrable(),
+        "check_interval": settings.poll_seconds(),
+        "max_ingestion_time": spec.training.max_runtime_seconds * max(1, spec.tuning.max_jobs // spec.tuning.max_parallel + 1),
+        "do_xcom_push": False,  # whole Describe* answers stay out of XCom; a slim task reads what is needed
+    }
+
+
 def build_dag(spec: PipelineSpec) -> DAG:
     target = settings.target()
-    if target != "local":
-        raise NotImplementedError(
-            f"[gated_ml] target = {target!r} is not available yet: only the local target runs in this release. "
-            "Unset AIRFLOW__GATED_ML__TARGET (or set it to 'local')."
-        )
+    aws = target == "aws"
 
     def env():
-        return _s().local_environment()
+        return _s().environment()
 
     with DAG(
         dag_id=spec.dag_id,
@@ -126,18 +134,40 @@ def build_dag(spec: PipelineSpec) -> DAG:
 
         with TaskGroup("etl", tooltip="Glue ETL to curated Parquet, then the curated gate"):
 
-            @task(task_id="glue_etl")
-            @_fail_fast
-            def glue_etl(code: dict):
-                return _s().etl(spec, env(), _run(), code["glue_script_uri"])
-
             @task(task_id="curated_gate")
             @_fail_fast
             def curated_gate():
                 return _s().gate_curated(spec, env(), _run())
 
-            curated = glue_etl(code)
-            landing_ok >> curated
+            if aws:
+                from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+                @task(task_id="glue_request", multiple_outputs=True)
+                def glue_request(code: dict):
+                    from gated_ml import job_requests as jr
+
+                    e, run = env(), _run()
+                    create, start = jr.glue_create_job(spec, e, code["glue_script_uri"]), jr.glue_job_run(spec, e, run)
+                    kwargs = {k: create[k] for k in ("GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "DefaultArguments", "Tags")}
+                    return {"script_location": create["Command"]["ScriptLocation"], "iam_role_arn": create["Role"], "create_job_kwargs": kwargs, "script_args": start["Arguments"]}
+
+                req = glue_request(code)
+                landing_ok >> req
+                curated = GlueJobOperator(
+                    task_id="glue_etl", job_name=f"{spec.slug}-etl", script_location=req["script_location"], iam_role_arn=req["iam_role_arn"],
+                    create_job_kwargs=req["create_job_kwargs"], script_args=req["script_args"], update_config=True,
+                    wait_for_completion=True, deferrable=settings.deferrable(), job_poll_interval=settings.poll_seconds(),
+                    aws_conn_id=settings.aws_conn_id(),
+                )
+            else:
+
+                @task(task_id="glue_etl")
+                @_fail_fast
+                def glue_etl(code: dict):
+                    return _s().etl(spec, env(), _run(), code["glue_script_uri"])
+
+                curated = glue_etl(code)
+                landing_ok >> curated
             curated_ok = curated_gate()
             curated >> curated_ok
 
@@ -175,8 +205,45 @@ def build_dag(spec: PipelineSpec) -> DAG:
             def select_model(trained: dict, tuned: dict):
                 return _s().select_model(spec, trained, tuned)
 
-            trained, tuned = train(code), tune(code)
-            splits_ok >> [trained, tuned]
+            if aws:
+                from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator, SageMakerTuningOperator
+
+                @task(task_id="training_request")
+                def training_request(code: dict):
+                    from gated_ml import job_requests as jr
+
+                    return jr.training_job(spec, env(), _run(), code["sourcedir_uri"])
+
+                @task(task_id="tuning_request")
+                def tuning_request(code: dict):
+                    from gated_ml import job_requests as jr
+
+                    return jr.tuning_job(spec, env(), _run(), code["sourcedir_uri"])
+
+                @task(task_id="training_result")
+                @_fail_fast
+                def training_result(request: dict):
+                    from gated_ml import aws as a
+
+                    return a.training_result(spec, request["TrainingJobName"])
+
+                @task(task_id="tuning_result")
+                @_fail_fast
+                def tuning_result(request: dict):
+                    from gated_ml import aws as a
+
+                    return a.tuning_result(spec, request)
+
+                train_req, tune_req = training_request(code), tuning_request(code)
+                splits_ok >> [train_req, tune_req]
+                train_job = SageMakerTrainingOperator(task_id="train", config=train_req, action_if_job_exists="fail", print_log=False, **_aws_waiting(spec))
+                tune_job = SageMakerTuningOperator(task_id="tune", config=tune_req, **_aws_waiting(spec))
+                trained, tuned = training_result(train_req), tuning_result(tune_req)
+                train_job >> trained
+                tune_job >> tuned
+            else:
+                trained, tuned = train(code), tune(code)
+                splits_ok >> [trained, tuned]
             chosen = select_model(trained, tuned)
 
         with TaskGroup("batch_transform", tooltip="input gate, model, batch transform of the test split, predictions gate"):
@@ -211,13 +278,65 @@ def build_dag(spec: PipelineSpec) -> DAG:
             def predictions_gate(transformed: dict):
                 return _s().gate_predictions(spec, env(), _run(), transformed["output_uris"])
 
-            model = create_model(chosen, code)
             input_ok = transform_input_gate()
             splits_ok >> input_ok
-            transformed = transform(model)
-            input_ok >> transformed
-            validated = transform_validation(model)
-            champion = transform_champion(model)
+            if aws:
+                from airflow.providers.amazon.aws.operators.sagemaker import SageMakerModelOperator, SageMakerTransformOperator
+
+                @task(task_id="model_request")
+                def model_request(chosen: dict, code: dict):
+                    from gated_ml import job_requests as jr
+
+                    return jr.model(spec, env(), _run(), chosen["model_data"], code["sourcedir_uri"])
+
+                @task(task_id="model_result")
+                def model_result(request: dict):
+                    return {"model_name": request["ModelName"]}
+
+                @task
+                def transform_request(model: dict, purpose: str):
+                    from gated_ml import job_requests as jr
+                    from gated_ml.evaluation import registry
+
+                    if purpose == "champion":
+                        champ = registry.champion(spec, env())
+                        if champ is None or champ["model_name"] == model["model_name"]:
+                            raise AirflowSkipException("no other model serves: nothing to compare with")
+                        model = {"model_name": champ["model_name"]}
+                    return {"Transform": jr.transform_job(spec, env(), _run(), model["model_name"], purpose)}
+
+                @task(trigger_rule="none_failed")
+                def transform_result(request: dict | None, purpose: str):
+                    from gated_ml import aws as a
+                    from gated_ml.evaluation import registry
+
+                    if request is None:
+                        return None
+                    out = a.transform_result(request["Transform"])
+                    if purpose == "champion":
+                        champ = registry.champion(spec, env())
+                        out.update(version=champ["version"], threshold=champ.get("threshold"), model_name=champ["model_name"])
+                    return out
+
+                model_req = model_request(chosen, code)
+                model_op = SageMakerModelOperator(task_id="create_model", config=model_req, aws_conn_id=settings.aws_conn_id(), do_xcom_push=False)
+                model = model_result(model_req)
+                model_op >> model
+                results = {}
+                for purpose, task_id in (("test", "transform"), ("validation", "transform_validation"), ("champion", "transform_champion")):
+                    req = transform_request.override(task_id=f"{task_id}_request")(model, purpose)
+                    job = SageMakerTransformOperator(task_id=task_id, config=req, action_if_job_exists="fail", check_if_model_exists=False, **_aws_waiting(spec))
+                    results[purpose] = transform_result.override(task_id=f"{task_id}_result")(req, purpose)
+                    job >> results[purpose]
+                    if purpose == "test":
+                        input_ok >> req
+                transformed, validated, champion = results["test"], results["validation"], results["champion"]
+            else:
+                model = create_model(chosen, code)
+                transformed = transform(model)
+                input_ok >> transformed
+                validated = transform_validation(model)
+                champion = transform_champion(model)
             predictions_ok = predictions_gate(transformed)
 
         from gated_ml.evaluation.operator import EvaluateModelOperator
@@ -240,7 +359,48 @@ def build_dag(spec: PipelineSpec) -> DAG:
             def smoke_test(endpoint: dict, transformed: dict):
                 return _s().smoke_test(spec, env(), _run(), endpoint, transformed["output_uris"])
 
-            endpoint = deploy(model, evaluation.output, transformed)
+            if aws:
+                from airflow.providers.amazon.aws.operators.sagemaker import (
+                    SageMakerEndpointOperator,
+                    SageMakerRegisterModelVersionOperator,
+                )
+
+                @task(task_id="endpoint_request")
+                @_fail_fast
+                def endpoint_request(model: dict, evaluation: dict):
+                    from gated_ml import job_requests as jr
+
+                    e, run = env(), _run()
+                    _s().check_deployable(spec, e, run, evaluation)
+                    epc = jr.endpoint_config(spec, run, model["model_name"])
+                    return {"EndpointConfig": epc, "Endpoint": jr.endpoint(spec, epc["EndpointConfigName"])}
+
+                @task(task_id="endpoint_result")
+                def endpoint_result(request: dict, evaluation: dict):
+                    from gated_ml.evaluation import registry
+
+                    registry.crown(spec, env(), evaluation["version"], request["EndpointConfig"]["EndpointConfigName"])
+                    return {"endpoint_name": request["Endpoint"]["EndpointName"], "endpoint_config": request["EndpointConfig"]["EndpointConfigName"], "url": None, "version": evaluation["version"]}
+
+                from airflow.providers.amazon.aws.utils.sagemaker import ApprovalStatus
+
+                @task(task_id="registration_request", multiple_outputs=True)
+                def registration_request(chosen: dict, evaluation: dict):
+                    return {"image_uri": env().image_uri, "model_url": chosen["model_data"], "desc": f"registry version {evaluation['version']}, ds={_run().ds}"}
+
+                ep_req = endpoint_request(model, evaluation.output)
+                # "create" falls back to an update (to the new endpoint config) when the endpoint exists
+                ep_op = SageMakerEndpointOperator(task_id="deploy_endpoint", config=ep_req, operation="create", **_aws_waiting(spec))
+                endpoint = endpoint_result(ep_req, evaluation.output)
+                ep_op >> endpoint
+                reg = registration_request(chosen, evaluation.output)
+                SageMakerRegisterModelVersionOperator(
+                    task_id="register_model_version", image_uri=reg["image_uri"], model_url=reg["model_url"],
+                    package_group_name=spec.slug, package_desc=reg["desc"], aws_conn_id=settings.aws_conn_id(),
+                    model_approval=ApprovalStatus.PENDING_MANUAL_APPROVAL if spec.evaluation.manual_approval else ApprovalStatus.APPROVED,
+                )
+            else:
+                endpoint = deploy(model, evaluation.output, transformed)
             smoke_test(endpoint, transformed)
 
     return dag

@@ -36,6 +36,17 @@ class ModelGateFailed(Exception):
     """The model is not good enough to deploy."""
 
 
+def environment() -> Environment:
+    """The environment of the configured target (``[gated_ml] target``)."""
+    from gated_ml import settings
+
+    if settings.target() == "aws":
+        from gated_ml import aws
+
+        return aws.environment()
+    return local_environment()
+
+
 def local_environment() -> Environment:
     """Account-like values of the `local` target (no real account is involved)."""
     from gated_ml.settings import bucket, region
@@ -138,13 +149,14 @@ def run_gate(spec: PipelineSpec, env: Environment, run: Run, gate: str, frame, b
     On failure the batch is copied (never moved: the landing zone is never modified) to
     ``quarantine/ds=…/<gate>/`` with the reason, and :class:`GateFailed` is raised.
     """
-    from gated_ml.lake import local_path
     from gated_ml.quality import suite_files
 
     loc = jr.locations(spec, env)
     expectations = suites.materialise(suite_files.load(spec, gate), parameters or {})
-    docs = local_path(loc.quality(run.ds) + f"data_docs/{gate}/")
-    result = run_checkpoint(f"{spec.name}.{gate}", expectations, frame, docs_dir=docs)
+    docs_prefix = loc.quality(run.ds) + f"data_docs/{gate}/"
+    with storage.staged(docs_prefix) as docs_dir:
+        result = run_checkpoint(f"{spec.name}.{gate}", expectations, frame, docs_dir=docs_dir)
+    docs = docs_prefix + "index.html"
     record = {
         "gate": gate,
         "ds": run.ds,
@@ -152,7 +164,7 @@ def run_gate(spec: PipelineSpec, env: Environment, run: Run, gate: str, frame, b
         "success": result.success,
         "summary": result.summary(),
         "findings": [f.__dict__ for f in result.findings],
-        "data_docs": str(docs / "index.html"),
+        "data_docs": docs,
         "validation_result": result.result_json,
     }
     storage.write(loc.quality(run.ds) + f"{gate}.json", json.dumps(record, indent=2, default=str))
@@ -164,7 +176,7 @@ def run_gate(spec: PipelineSpec, env: Environment, run: Run, gate: str, frame, b
             storage.copy(uri, quarantine + uri.rsplit("/", 1)[-1])
         storage.write(quarantine + "reason.json", json.dumps({k: v for k, v in record.items() if k != "validation_result"}, indent=2, default=str))
         log.error(result.summary())
-        raise GateFailed(result.message() + f"\nbatch quarantined under {quarantine}; Data Docs: {docs / 'index.html'}")
+        raise GateFailed(result.message() + f"\nbatch quarantined under {quarantine}; Data Docs: {docs}")
     log.info(result.summary())
     return result
 
@@ -205,8 +217,6 @@ def split(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     """
     from sklearn.model_selection import train_test_split
 
-    from gated_ml.lake import atomic_dir, local_path
-
     loc = jr.locations(spec, env)
     frame = storage.read_parquet(loc.curated(run.ds))
     order = [spec.target.column] + [c.name for c in spec.feature_columns]
@@ -216,7 +226,7 @@ def split(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     train, rest = train_test_split(frame, train_size=s.train, random_state=s.seed, stratify=strat)
     rest_strat = rest[spec.target.column] if spec.is_classification else None
     validation, test = train_test_split(rest, train_size=s.validation / (s.validation + s.test), random_state=s.seed, stratify=rest_strat)
-    with atomic_dir(local_path(loc.features(run.ds))) as staging:
+    with storage.staged(loc.features(run.ds)) as staging:
         for name, part, header in (("train", train, True), ("validation", validation, True), ("test", test, False)):
             (staging / name).mkdir()
             part.to_csv(staging / name / f"{name}.csv", index=False, header=header)
@@ -431,20 +441,27 @@ class SkipDeployment(Exception):
     """This run's model is not to be deployed (pending approval, or a newer model serves)."""
 
 
-def deploy(spec: PipelineSpec, env: Environment, run: Run, model_name: str, evaluation: dict, test: dict) -> dict:
-    """Create or update the endpoint to this run's model; the old model serves until the new one is proven."""
+def check_deployable(spec: PipelineSpec, env: Environment, run: Run, evaluation: dict) -> None:
+    """Raise :class:`SkipDeployment` unless this run's model is approved and no newer model serves."""
     from gated_ml.evaluation import registry
-    from gated_ml.local import hosting
 
     if evaluation["decision"] != "Approved":
         raise SkipDeployment(f"model version {evaluation['version']} is {evaluation['decision']}: not deployed")
     champ = registry.champion(spec, env)
     if champ is not None and champ["ds"] > run.ds:
         raise SkipDeployment(f"a newer model (version {champ['version']}, ds={champ['ds']}) serves: a backfill of ds={run.ds} never replaces it")
+
+
+def deploy(spec: PipelineSpec, env: Environment, run: Run, model_name: str, evaluation: dict, test: dict) -> dict:
+    """Create or update the endpoint to this run's model; the old model serves until the new one is proven."""
+    from gated_ml.evaluation import registry
+    from gated_ml.local import hosting
+
+    check_deployable(spec, env, run, evaluation)
     config = hosting.create_endpoint_config(jr.endpoint_config(spec, run, model_name))
     record = hosting.create_or_update_endpoint(
         jr.endpoint(spec, config["EndpointConfigName"]),
-        verify=lambda url: check_agreement(spec, env, run, url, test["output_uris"]),
+        verify=lambda url: check_agreement(spec, env, run, runtime_client(url), test["output_uris"]),
     )
     registry.crown(spec, env, evaluation["version"], config["EndpointConfigName"])
     return {"endpoint_name": record["EndpointName"], "endpoint_config": record["EndpointConfigName"], "url": record["Url"], "version": evaluation["version"]}
@@ -464,14 +481,14 @@ def runtime_client(url: str, max_attempts: int = 3):
     )
 
 
-def check_agreement(spec: PipelineSpec, env: Environment, run: Run, url: str, output_uris: list[str]) -> int:
-    """Invoke ``url`` through a stock boto3 runtime client with test rows; the answers must equal batch transform's."""
+def check_agreement(spec: PipelineSpec, env: Environment, run: Run, client, output_uris: list[str]) -> int:
+    """Invoke the endpoint through a boto3 ``sagemaker-runtime`` client with test rows; the answers must equal batch transform's."""
     import numpy as np
 
     n = spec.endpoint.smoke_test_rows
     test_lines = [l for l in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if l.strip()][:n]
     body = "".join(line.split(",", 1)[1] + "\n" for line in test_lines)  # drop the label, as InputFilter $[1:] does
-    response = runtime_client(url).invoke_endpoint(EndpointName=jr.endpoint_name(spec), ContentType="text/csv", Accept="text/csv", Body=body.encode())
+    response = client.invoke_endpoint(EndpointName=jr.endpoint_name(spec), ContentType="text/csv", Accept="text/csv", Body=body.encode())
     answers = [l for l in response["Body"].read().decode().splitlines() if l.strip()]
     expected = read_predictions(spec, output_uris)["prediction"].tolist()[: len(test_lines)]
     if len(answers) != len(test_lines):
@@ -488,6 +505,14 @@ def check_agreement(spec: PipelineSpec, env: Environment, run: Run, url: str, ou
 
 def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, output_uris: list[str]) -> dict:
     """The deployed endpoint, through its public URL, agrees with batch transform."""
-    rows = check_agreement(spec, env, run, endpoint["url"], output_uris)
+    from gated_ml import settings
+
+    if settings.target() == "aws":
+        from gated_ml import aws
+
+        client = aws.runtime_client()
+    else:
+        client = runtime_client(endpoint["url"])
+    rows = check_agreement(spec, env, run, client, output_uris)
     log.info("smoke test: %d rows, endpoint %s agrees with batch transform", rows, endpoint["endpoint_name"])
     return {"rows": rows, "agree": True}

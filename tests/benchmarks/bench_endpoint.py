@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 WORK = Path(tempfile.mkdtemp(prefix="gated-ml-bench-endpoint-"))
 os.environ["AIRFLOW__GATED_ML__LAKE_ROOT"] = str(WORK / "lake")  # a fresh lake: never the project's
 os.environ.setdefault("AIRFLOW_HOME", str(WORK / "airflow"))  # settings may read Airflow's config
+os.environ["OMP_NUM_THREADS"] = "1"  # as the model server runs (containers._spawn): in-process is a like-for-like floor
 
 import pandas as pd  # noqa: E402
 
@@ -250,7 +251,9 @@ def main():
         router_ms = single[2][1]["p50"] - single[1][1]["p50"]
         print(f"router cost: +{router_ms:.2f} ms at p50 (endpoint vs bare server); model-server start-up: {startup:.2f} s")
         print_batch(len(big), transform_s, in_process_s, startup)
-        print(f"\n(machine: {os.cpu_count()} CPUs; client, router and model server share them)")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"\n(machine: {os.cpu_count()} CPUs shared by client, router and model server; load average {load};"
+              " xgboost on 1 OpenMP thread in-process and in the servers)")
     finally:
         if endpoint is not None:
             hosting.delete_endpoint(endpoint["EndpointName"])

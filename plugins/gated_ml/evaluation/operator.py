@@ -44,7 +44,7 @@ class EvaluateModelOperator(BaseOperator):
         spec = load_pipeline(self.pipeline)
         model = {**self.chosen, **self.model}
         try:
-            return stages.evaluate(spec, stages.local_environment(), Run.from_context(context), self.test_output,
+            return stages.evaluate(spec, stages.environment(), Run.from_context(context), self.test_output,
                                    self.validation_output, self.champion_output, model, self.code)
         except (stages.ModelGateFailed, stages.StageError) as e:
             raise AirflowFailException(str(e)) from None

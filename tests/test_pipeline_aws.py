@@ -1,0 +1,181 @@
+"""The `aws` target end to end: the real Amazon provider operators, over HTTP, against a moto server.
+
+The DAG runs through ``dag.test()`` with ``[gated_ml] target = aws``; every operator
+makes its real calls to a moto server on a loopback port. moto records jobs but runs no
+compute, so the fixture ``seed_outputs_moto_cannot_compute`` puts in S3 what Glue,
+training and batch transform would have written (produced by the local target from the
+same data), and makes moto's fake training jobs report the objective metric; the gates,
+the evaluation and the smoke test then run on real files.
+"""
+
+import datetime as dt
+import io
+import json
+import socket
+import tarfile
+
+import boto3
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+DS = "2026-11-01"
+BUCKET = "gated-ml-test-lake"
+ROLE = "arn:aws:iam::123456789012:role/gated-ml-sagemaker"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_target(moto_server, monkeypatch, tmp_path):
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"}}),
+        "AIRFLOW_VAR_GATED_ML_BUCKET": BUCKET,
+        "AIRFLOW_VAR_GATED_ML_SAGEMAKER_ROLE_ARN": ROLE,
+        "AIRFLOW_VAR_GATED_ML_GLUE_ROLE_ARN": "arn:aws:iam::123456789012:role/gated-ml-glue",
+        "AIRFLOW__GATED_ML__TARGET": "aws",
+        "AIRFLOW__GATED_ML__DEFERRABLE": "false",  # dag.test runs no triggerer
+        "AIRFLOW__GATED_ML__POLL_SECONDS": "1",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    from gated_ml import storage
+
+    storage._s3_hook.cache_clear()
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=BUCKET)
+    return moto_server
+
+
+def _s3(url):
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+
+
+@pytest.fixture
+def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
+    """What Glue, training and batch transform would write, produced by the local target from the same data."""
+    import moto.sagemaker.models as sm
+
+    from gated_ml import job_requests as jr
+    from gated_ml import stages
+    from gated_ml.lake import local_path
+
+    # 1. run the compute on the local target into the test's local lake
+    monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "local")
+    env, run = stages.local_environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    code = stages.package_code(spec, env)
+    stages.land(spec, env, run)
+    stages.etl(spec, env, run, code["glue_script_uri"])
+    stages.split(spec, env, run)
+    trained = stages.train(spec, env, run, code["sourcedir_uri"])
+    model = stages.create_model(spec, env, run, trained["model_data"], code["sourcedir_uri"])
+    test = stages.batch_transform(spec, env, run, model["model_name"], "test")
+    validation = stages.batch_transform(spec, env, run, model["model_name"], "validation")
+    monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "aws")
+
+    # 2. put the outputs where the AWS jobs of this run write them
+    s3, local = _s3(aws_target), jr.locations(spec, env)
+    remote = jr.Locations(bucket=BUCKET, pipeline=spec.name)
+
+    def put(local_uri, remote_uri):
+        bucket, key = remote_uri[5:].split("/", 1)
+        s3.put_object(Bucket=bucket, Key=key, Body=local_path(local_uri).read_bytes())
+
+    for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet"]:
+        put(local.curated(DS) + uri.name, remote.curated(DS) + uri.name)
+    put(trained["model_data"], remote.models() + f"{trained['job_name']}/output/model.tar.gz")
+    put(test["output_uris"][0], remote.transform(DS) + "test/test.csv.out")
+    put(validation["output_uris"][0], remote.transform(DS) + "validation/validation.csv.out")
+
+    # 3. moto's training jobs report a fixed placeholder metric: report the objective instead
+    original = sm.FakeTrainingJob.__init__
+
+    def reporting_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.final_metric_data_list = [{"MetricName": spec.tuning.objective_metric, "Value": trained["objective"]["value"], "Timestamp": "2026-11-01T00:00:00Z"}]
+
+    monkeypatch.setattr(sm.FakeTrainingJob, "__init__", reporting_init)
+
+    # 4. the endpoint's answers for the smoke test's rows (moto's runtime returns queued results)
+    answers = "".join(line.split(",")[1] + "\n" for line in local_path(test["output_uris"][0]).read_text().splitlines()[: spec.endpoint.smoke_test_rows])
+    import urllib.request
+
+    req = urllib.request.Request(f"{aws_target}/moto-api/static/sagemaker/endpoint-results", method="POST",
+                                 data=json.dumps({"results": [{"Body": answers, "ContentType": "text/csv"}]}).encode(), headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+    return {"trained": trained}
+
+
+def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute, aws_target, spec, capfd):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    dr = bag.dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
+
+    sm = boto3.client("sagemaker", endpoint_url=aws_target, region_name="us-east-1")
+    glue = boto3.client("glue", endpoint_url=aws_target, region_name="us-east-1")
+    s3 = _s3(aws_target)
+
+    # Glue: the job definition and the run's arguments
+    job = glue.get_job(JobName="vertebral-column-etl")["Job"]
+    assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["Command"]["ScriptLocation"].startswith(f"s3://{BUCKET}/vertebral_column/code/")
+    run = glue.get_job_runs(JobName="vertebral-column-etl")["JobRuns"][0]
+    assert run["Arguments"]["--output_uri"] == f"s3://{BUCKET}/vertebral_column/curated/ds={DS}/"
+
+    # SageMaker: the jobs, named from the pipeline, the logical date and the try
+    training = sm.describe_training_job(TrainingJobName="vertebral-column-train-20261101-1")
+    assert training["HyperParameters"]["sagemaker_program"] == "train.py" and training["RoleArn"] == ROLE
+    assert training["AlgorithmSpecification"]["TrainingImage"].endswith("sagemaker-xgboost:3.2-0")
+    tuning = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="vertebral-column-tune-20261101-1")
+    assert tuning["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 10
+    transforms = {j["TransformJobName"] for j in sm.list_transform_jobs()["TransformJobSummaries"]}
+    assert {"vertebral-column-transform-20261101-1", "vertebral-column-transform-val-20261101-1"} <= transforms
+    assert [e["EndpointConfigName"] for e in sm.list_endpoint_configs()["EndpointConfigs"]] == ["vertebral-column-epc-20261101-1"]
+    assert sm.describe_endpoint(EndpointName="vertebral-column")["EndpointConfigName"] == "vertebral-column-epc-20261101-1"
+    packages = sm.list_model_packages(ModelPackageGroupName="vertebral-column")["ModelPackageSummaryList"]
+    assert len(packages) == 1 and packages[0]["ModelApprovalStatus"] == "Approved"
+
+    # S3: what the pipeline itself wrote (code, splits, gate results, evaluation, registry)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="vertebral_column/")["Contents"]}
+    for key in (f"vertebral_column/landing/ds={DS}/column_2C_weka.arff", f"vertebral_column/features/ds={DS}/train/train.csv",
+                f"vertebral_column/quality/ds={DS}/curated.json", f"vertebral_column/quality/ds={DS}/data_docs/curated/index.html",
+                f"vertebral_column/evaluation/ds={DS}/metrics.json", f"vertebral_column/evaluation/ds={DS}/roc_curve.png",
+                "vertebral_column/registry/champion.json"):
+        assert key in keys, key
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=f"vertebral_column/evaluation/ds={DS}/metrics.json")["Body"].read())
+    assert report["decision"] == "Approved" and report["metrics"]["roc_auc"] >= 0.85
+    assert states["deployment.smoke_test_endpoint"] == "success"
+
+
+def test_a_bad_request_is_rejected_before_any_call(aws_target, spec):
+    """The request task builds and validates; a request AWS would refuse never reaches an operator."""
+    from gated_ml import job_requests as jr
+    from gated_ml.validation import RequestValidationError
+
+    sm = boto3.client("sagemaker", endpoint_url=aws_target, region_name="us-east-1")
+    before = sm.list_training_jobs()["TrainingJobSummaries"]
+    env = jr.Environment(bucket=BUCKET, role_arn="gated-ml-role", glue_role_arn=ROLE, image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0")
+    with pytest.raises(RequestValidationError, match="RoleArn: 'gated-ml-role' does not match the pattern"):
+        jr.training_job(spec, env, jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1), "s3://b/code.tar.gz")
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == before
