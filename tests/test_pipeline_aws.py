@@ -65,6 +65,46 @@ def aws_target(moto_server, monkeypatch, tmp_path):
     return moto_server
 
 
+def _moto_api(url: str, path: str, method: str = "POST") -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/{path}", method=method, data=b"" if method == "POST" else None)) as r:
+        return r.read().decode()
+
+
+def _actions(recording: str) -> set[str]:
+    """IAM actions of the requests moto recorded (JSON protocols by X-Amz-Target, S3 and the runtime by REST path)."""
+    import base64
+    from urllib.parse import parse_qs, urlsplit
+
+    prefixes = {"SageMaker": "sagemaker", "AWSGlue": "glue", "Logs_20140328": "logs"}
+    out = set()
+    for line in filter(None, recording.splitlines()):
+        r = json.loads(line)
+        h = {k.lower(): v for k, v in r["headers"].items()}
+        service = h.get("authorization", "").split("Credential=")[-1].split("/")[3] if "Credential=" in h.get("authorization", "") else ""
+        target = h.get("x-amz-target")
+        url = urlsplit(r["url"])
+        if target:
+            prefix, action = target.split(".", 1)
+            out.add(f"{prefixes.get(prefix, prefix.lower())}:{action}")
+        elif url.path.endswith("/invocations"):
+            out.add("sagemaker:InvokeEndpoint")
+        elif service == "s3":
+            parts = [p for p in url.path.split("/") if p]
+            if len(parts) <= 1:
+                out.add("s3:ListBucket" if r["method"] in ("GET", "HEAD") else f"s3:{r['method']}Bucket")
+            else:
+                out.add({"GET": "s3:GetObject", "HEAD": "s3:GetObject", "PUT": "s3:PutObject"}.get(r["method"], f"s3:{r['method']}Object"))
+                if "x-amz-copy-source" in h:
+                    out.add("s3:GetObject")
+        else:
+            body = base64.b64decode(r["body"]).decode(errors="replace") if r.get("body_encoded") else (r.get("body") or "")
+            action = parse_qs(body).get("Action", ["?"])[0]
+            out.add(f"{service}:{action}")
+    return out
+
+
 def _s3(url):
     return boto3.client("s3", endpoint_url=url, region_name="us-east-1")
 
@@ -129,7 +169,11 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
+    _moto_api(aws_target, "recorder/reset-recording")
+    _moto_api(aws_target, "recorder/start-recording")
     dr = bag.dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    _moto_api(aws_target, "recorder/stop-recording")
+    called = _actions(_moto_api(aws_target, "recorder/download-recording", method="GET"))
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
 
@@ -166,6 +210,28 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     report = json.loads(s3.get_object(Bucket=BUCKET, Key=f"vertebral_column/evaluation/ds={DS}/metrics.json")["Body"].read())
     assert report["decision"] == "Approved" and report["metrics"]["roc_auc"] >= 0.85
     assert states["deployment.smoke_test_endpoint"] == "success"
+
+    # the Airflow role's policy template allows every call the DAG made, and nothing is a wildcard action
+    policy = json.loads((ROOT / "include/iam/airflow-role-policy.json").read_text())
+    allowed = [a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])]
+    assert "*" not in allowed and not any(a.endswith(":*") for a in allowed)
+    assert {"sagemaker:CreateTrainingJob", "glue:StartJobRun", "s3:PutObject", "sagemaker:InvokeEndpoint"} <= called
+    assert called - set(allowed) == set(), f"calls the policy does not allow: {called - set(allowed)}"
+
+    # a retry of the training task (try 2) re-attaches to try 1's job: no second job is started
+    from unittest import mock
+
+    from gated_ml import aws, job_requests as jr
+    from gated_ml.aws_operators import ReattachingTrainingOperator
+
+    retry = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 2)
+    chosen = aws.attempt_run(spec, retry, "train", "train")
+    assert chosen.try_number == 1
+    request = jr.training_job(spec, aws.environment(), chosen, training["HyperParameters"]["sagemaker_submit_directory"])
+    assert request["TrainingJobName"] == "vertebral-column-train-20261101-1"
+    before = len(sm.list_training_jobs()["TrainingJobSummaries"])
+    ReattachingTrainingOperator(task_id="train_retry", config=request, check_interval=1, wait_for_completion=True).execute({"ti": mock.MagicMock(try_number=2)})
+    assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == before
 
 
 def test_a_bad_request_is_rejected_before_any_call(aws_target, spec):

@@ -78,3 +78,31 @@ def runtime_client():
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
     return AwsBaseHook(aws_conn_id=settings.aws_conn_id(), client_type="sagemaker-runtime").conn
+
+
+_DESCRIBE = {
+    "train": ("describe_training_job", "TrainingJobStatus"),
+    "tune": ("describe_tuning_job", "HyperParameterTuningJobStatus"),
+    "transform": ("describe_transform_job", "TransformJobStatus"),
+}
+
+
+def attempt_run(spec: PipelineSpec, run: jr.Run, stage: str, kind: str, max_len: int = 63) -> jr.Run:
+    """The run whose job this attempt should use: an earlier try's if its job still runs or completed.
+
+    Builders are pure, so building the request with that earlier ``Run`` gives exactly the
+    request that try sent; the re-attaching operators then wait for or reuse its job.
+    """
+    from botocore.exceptions import ClientError
+
+    method, key = _DESCRIBE[kind]
+    hook = _sagemaker()
+    for try_number in range(run.try_number - 1, 0, -1):
+        earlier = jr.Run(run.logical_date, try_number)
+        try:
+            status = getattr(hook, method)(earlier.name(spec, stage, max_len))[key]
+        except ClientError:
+            continue
+        if status in ("InProgress", "Stopping", "Completed"):
+            return earlier
+    return run

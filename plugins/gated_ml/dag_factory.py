@@ -206,19 +206,22 @@ def build_dag(spec: PipelineSpec) -> DAG:
                 return _s().select_model(spec, trained, tuned)
 
             if aws:
-                from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator, SageMakerTuningOperator
+                from gated_ml.aws_operators import ReattachingTrainingOperator, ReattachingTransformOperator, ReattachingTuningOperator
 
                 @task(task_id="training_request")
                 def training_request(code: dict):
+                    from gated_ml import aws as a
                     from gated_ml import job_requests as jr
 
-                    return jr.training_job(spec, env(), _run(), code["sourcedir_uri"])
+                    return jr.training_job(spec, env(), a.attempt_run(spec, _run(), "train", "train"), code["sourcedir_uri"])
 
                 @task(task_id="tuning_request")
                 def tuning_request(code: dict):
+                    from gated_ml import aws as a
                     from gated_ml import job_requests as jr
+                    from gated_ml.naming import MAX_TUNING_LEN
 
-                    return jr.tuning_job(spec, env(), _run(), code["sourcedir_uri"])
+                    return jr.tuning_job(spec, env(), a.attempt_run(spec, _run(), "tune", "tune", MAX_TUNING_LEN), code["sourcedir_uri"])
 
                 @task(task_id="training_result")
                 @_fail_fast
@@ -236,8 +239,8 @@ def build_dag(spec: PipelineSpec) -> DAG:
 
                 train_req, tune_req = training_request(code), tuning_request(code)
                 splits_ok >> [train_req, tune_req]
-                train_job = SageMakerTrainingOperator(task_id="train", config=train_req, action_if_job_exists="fail", print_log=False, **_aws_waiting(spec))
-                tune_job = SageMakerTuningOperator(task_id="tune", config=tune_req, **_aws_waiting(spec))
+                train_job = ReattachingTrainingOperator(task_id="train", config=train_req, action_if_job_exists="fail", print_log=False, **_aws_waiting(spec))
+                tune_job = ReattachingTuningOperator(task_id="tune", config=tune_req, **_aws_waiting(spec))
                 trained, tuned = training_result(train_req), tuning_result(tune_req)
                 train_job >> trained
                 tune_job >> tuned
@@ -281,7 +284,7 @@ def build_dag(spec: PipelineSpec) -> DAG:
             input_ok = transform_input_gate()
             splits_ok >> input_ok
             if aws:
-                from airflow.providers.amazon.aws.operators.sagemaker import SageMakerModelOperator, SageMakerTransformOperator
+                from airflow.providers.amazon.aws.operators.sagemaker import SageMakerModelOperator
 
                 @task(task_id="model_request")
                 def model_request(chosen: dict, code: dict):
@@ -303,7 +306,10 @@ def build_dag(spec: PipelineSpec) -> DAG:
                         if champ is None or champ["model_name"] == model["model_name"]:
                             raise AirflowSkipException("no other model serves: nothing to compare with")
                         model = {"model_name": champ["model_name"]}
-                    return {"Transform": jr.transform_job(spec, env(), _run(), model["model_name"], purpose)}
+                    from gated_ml import aws as a
+
+                    stage = jr.TRANSFORMS[purpose][0]
+                    return {"Transform": jr.transform_job(spec, env(), a.attempt_run(spec, _run(), stage, "transform"), model["model_name"], purpose)}
 
                 @task(trigger_rule="none_failed")
                 def transform_result(request: dict | None, purpose: str):
@@ -325,7 +331,7 @@ def build_dag(spec: PipelineSpec) -> DAG:
                 results = {}
                 for purpose, task_id in (("test", "transform"), ("validation", "transform_validation"), ("champion", "transform_champion")):
                     req = transform_request.override(task_id=f"{task_id}_request")(model, purpose)
-                    job = SageMakerTransformOperator(task_id=task_id, config=req, action_if_job_exists="fail", check_if_model_exists=False, **_aws_waiting(spec))
+                    job = ReattachingTransformOperator(task_id=task_id, config=req, action_if_job_exists="fail", check_if_model_exists=False, **_aws_waiting(spec))
                     results[purpose] = transform_result.override(task_id=f"{task_id}_result")(req, purpose)
                     job >> results[purpose]
                     if purpose == "test":

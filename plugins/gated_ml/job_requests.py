@@ -160,8 +160,21 @@ def _channels(spec: PipelineSpec, env: Environment, run: Run) -> list[dict]:
     ]
 
 
+def _security(spec: PipelineSpec, req: dict) -> dict:
+    """Add the spec's security settings to a training-job shaped request."""
+    sec = spec.security
+    if sec.kms_key_id:
+        req["OutputDataConfig"]["KmsKeyId"] = sec.kms_key_id
+        req["ResourceConfig"]["VolumeKmsKeyId"] = sec.kms_key_id
+    req["EnableNetworkIsolation"] = sec.network_isolation
+    req["EnableInterContainerTrafficEncryption"] = sec.encrypt_inter_container_traffic
+    if sec.vpc:
+        req["VpcConfig"] = {"Subnets": list(sec.vpc.subnets), "SecurityGroupIds": list(sec.vpc.security_group_ids)}
+    return req
+
+
 def _training_common(spec: PipelineSpec, env: Environment, run: Run) -> dict:
-    return {
+    return _security(spec, {
         "AlgorithmSpecification": {
             "TrainingImage": env.image_uri,
             "TrainingInputMode": "File",
@@ -172,7 +185,7 @@ def _training_common(spec: PipelineSpec, env: Environment, run: Run) -> dict:
         "OutputDataConfig": {"S3OutputPath": locations(spec, env).models()},
         "ResourceConfig": {"InstanceType": spec.training.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
-    }
+    })
 
 
 def training_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) -> dict:
@@ -227,8 +240,11 @@ def model(spec: PipelineSpec, env: Environment, run: Run, model_data_url: str, c
             "Environment": {"SAGEMAKER_PROGRAM": INFERENCE_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": code_uri},
         },
         "ExecutionRoleArn": env.role_arn,
+        "EnableNetworkIsolation": spec.security.network_isolation,
         "Tags": _tags(spec, run),
     }
+    if spec.security.vpc:
+        req["VpcConfig"] = {"Subnets": list(spec.security.vpc.subnets), "SecurityGroupIds": list(spec.security.vpc.security_group_ids)}
     return validate_request("sagemaker", "CreateModel", req)
 
 
@@ -266,6 +282,9 @@ def transform_job(spec: PipelineSpec, env: Environment, run: Run, model_name: st
         "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
         "Tags": _tags(spec, run),
     }
+    if spec.security.kms_key_id:
+        req["TransformOutput"]["KmsKeyId"] = spec.security.kms_key_id
+        req["TransformResources"]["VolumeKmsKeyId"] = spec.security.kms_key_id
     return validate_request("sagemaker", "CreateTransformJob", req)
 
 
@@ -287,6 +306,8 @@ def endpoint_config(spec: PipelineSpec, run: Run, model_name: str) -> dict:
         ],
         "Tags": _tags(spec, run),
     }
+    if spec.security.kms_key_id:
+        req["KmsKeyId"] = spec.security.kms_key_id
     return validate_request("sagemaker", "CreateEndpointConfig", req)
 
 

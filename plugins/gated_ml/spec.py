@@ -159,6 +159,20 @@ class Endpoint(_Strict):
     smoke_test_rows: int = Field(10, ge=1)
 
 
+class Vpc(_Strict):
+    subnets: tuple[str, ...] = Field(min_length=1)
+    security_group_ids: tuple[str, ...] = Field(min_length=1)
+
+
+class Security(_Strict):
+    """Settings of the AWS jobs (ignored by the local target, which runs on loopback only)."""
+
+    kms_key_id: str | None = Field(None, description="KMS key for job outputs and volumes (and S3 writes via [gated_ml] kms_key_id)")
+    network_isolation: bool = Field(False, description="EnableNetworkIsolation on training and models")
+    encrypt_inter_container_traffic: bool = True
+    vpc: Vpc | None = None
+
+
 class PipelineSpec(_Strict):
     name: Annotated[str, Field(pattern=_NAME)]
     description: str
@@ -177,6 +191,7 @@ class PipelineSpec(_Strict):
     tuning: Tuning
     evaluation: Evaluation = Evaluation()
     endpoint: Endpoint = Endpoint()
+    security: Security = Security()
 
     @model_validator(mode="after")
     def _consistent(self) -> "PipelineSpec":

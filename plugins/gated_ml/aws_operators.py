@@ -1,0 +1,66 @@
+"""SageMaker operators that re-attach to a job instead of starting it twice.
+
+The provider's ``action_if_job_exists="timestamp"`` starts a *second* job under a new
+name when the first still runs. Here the request task of a retry names the job of an
+earlier attempt when that job is still running or completed (see
+:func:`gated_ml.aws.attempt_run`), and these operators, finding the job, wait for it
+(re-attach) or reuse it (completed) instead of creating it again. A job that failed or
+was stopped is not reused: the retry starts its own, under its own name.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.amazon.aws.operators.sagemaker import (
+    SageMakerTrainingOperator,
+    SageMakerTransformOperator,
+    SageMakerTuningOperator,
+)
+from airflow.sdk.exceptions import AirflowException
+from botocore.exceptions import ClientError
+
+
+class _Reattach:
+    status_key: str
+    describe: str
+
+    def job_name(self) -> str:
+        raise NotImplementedError
+
+    def execute(self, context):
+        name = self.job_name()
+        try:
+            job = getattr(self.hook, self.describe)(name)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
+                raise
+            return super().execute(context)
+        status = job[self.status_key]
+        if status in ("InProgress", "Stopping"):
+            self.log.info("%s is %s from an earlier attempt: re-attaching instead of starting it again", name, status)
+            job = self.hook.check_status(name, self.status_key, getattr(self.hook, self.describe), self.check_interval, self.max_ingestion_time)
+            status = job[self.status_key]
+        if status != "Completed":
+            raise AirflowException(f"{name} ended {status}: {job.get('FailureReason', 'no reason given')}")
+        self.log.info("%s completed in an earlier attempt: reusing it", name)
+        return None
+
+
+class ReattachingTrainingOperator(_Reattach, SageMakerTrainingOperator):
+    status_key, describe = "TrainingJobStatus", "describe_training_job"
+
+    def job_name(self) -> str:
+        return self.config["TrainingJobName"]
+
+
+class ReattachingTuningOperator(_Reattach, SageMakerTuningOperator):
+    status_key, describe = "HyperParameterTuningJobStatus", "describe_tuning_job"
+
+    def job_name(self) -> str:
+        return self.config["HyperParameterTuningJobName"]
+
+
+class ReattachingTransformOperator(_Reattach, SageMakerTransformOperator):
+    status_key, describe = "TransformJobStatus", "describe_transform_job"
+
+    def job_name(self) -> str:
+        return self.config.get("Transform", self.config)["TransformJobName"]
