@@ -186,6 +186,8 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["Command"]["ScriptLocation"].startswith(f"s3://{BUCKET}/vertebral_column/code/")
     run = glue.get_job_runs(JobName="vertebral-column-etl")["JobRuns"][0]
     assert run["Arguments"]["--output_uri"] == f"s3://{BUCKET}/vertebral_column/curated/ds={DS}/"
+    partition = glue.get_partition(DatabaseName="gated_ml", TableName="vertebral_column", PartitionValues=[DS])["Partition"]
+    assert partition["StorageDescriptor"]["Location"] == f"s3://{BUCKET}/vertebral_column/curated/ds={DS}/"
 
     # SageMaker: the jobs, named from the pipeline, the logical date and the try
     training = sm.describe_training_job(TrainingJobName="vertebral-column-train-20261101-1")
@@ -245,3 +247,14 @@ def test_a_bad_request_is_rejected_before_any_call(aws_target, spec):
     with pytest.raises(RequestValidationError, match="RoleArn: 'gated-ml-role' does not match the pattern"):
         jr.training_job(spec, env, jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1), "s3://b/code.tar.gz")
     assert sm.list_training_jobs()["TrainingJobSummaries"] == before
+
+
+def test_catalog_requests_are_valid(spec):
+    from gated_ml import job_requests as jr
+
+    env = jr.Environment(bucket=BUCKET, role_arn=ROLE, glue_role_arn=ROLE, image_uri="x")
+    run = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    table = jr.catalog_table(spec, env)["TableInput"]
+    assert table["StorageDescriptor"]["Location"] == f"s3://{BUCKET}/vertebral_column/curated/"
+    assert {"Name": "pelvic_tilt", "Type": "double"} in table["StorageDescriptor"]["Columns"]
+    assert jr.catalog_partition(spec, env, run)["PartitionInput"]["Values"] == [DS]

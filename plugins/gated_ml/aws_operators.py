@@ -1,4 +1,6 @@
-"""SageMaker operators that re-attach to a job instead of starting it twice.
+"""Provider operators with what this project needs on top.
+
+SageMaker operators that re-attach to a job instead of starting it twice:
 
 The provider's ``action_if_job_exists="timestamp"`` starts a *second* job under a new
 name when the first still runs. Here the request task of a retry names the job of an
@@ -10,6 +12,7 @@ was stopped is not reused: the retry starts its own, under its own name.
 
 from __future__ import annotations
 
+from airflow.providers.amazon.aws.operators.glue_catalog import GlueCatalogCreatePartitionOperator, GlueCatalogCreateTableOperator
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerTrainingOperator,
     SageMakerTransformOperator,
@@ -64,3 +67,15 @@ class ReattachingTransformOperator(_Reattach, SageMakerTransformOperator):
 
     def job_name(self) -> str:
         return self.config.get("Transform", self.config)["TransformJobName"]
+
+
+class CatalogTableOperator(GlueCatalogCreateTableOperator):
+    """The provider's operator with ``table_input`` templated: its location is known at run time only."""
+
+    template_fields = (*GlueCatalogCreateTableOperator.template_fields, "table_input")
+
+
+class CatalogPartitionOperator(GlueCatalogCreatePartitionOperator):
+    """The provider's operator with ``partition_input`` templated (the partition of the run's ``ds``)."""
+
+    template_fields = (*GlueCatalogCreatePartitionOperator.template_fields, "partition_input")

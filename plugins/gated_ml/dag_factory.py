@@ -170,6 +170,25 @@ def build_dag(spec: PipelineSpec) -> DAG:
                 landing_ok >> curated
             curated_ok = curated_gate()
             curated >> curated_ok
+            if aws:  # register the accepted partition in the Glue Data Catalog
+                from airflow.providers.amazon.aws.operators.glue_catalog import GlueCatalogCreateDatabaseOperator
+
+                from gated_ml.aws_operators import CatalogPartitionOperator, CatalogTableOperator
+
+                @task(task_id="catalog_request", multiple_outputs=True)
+                def catalog_request():
+                    from gated_ml import job_requests as jr
+
+                    e = env()
+                    return {"table": jr.catalog_table(spec, e)["TableInput"], "partition": jr.catalog_partition(spec, e, _run())["PartitionInput"]}
+
+                cat = catalog_request()
+                curated_ok >> cat
+                conn = {"aws_conn_id": settings.aws_conn_id()}
+                database = GlueCatalogCreateDatabaseOperator(task_id="catalog_database", database_name="gated_ml", if_exists="skip", **conn)
+                table = CatalogTableOperator(task_id="catalog_table", database_name="gated_ml", table_name=spec.name, table_input=cat["table"], if_exists="skip", **conn)
+                partition = CatalogPartitionOperator(task_id="catalog_partition", database_name="gated_ml", table_name=spec.name, partition_input=cat["partition"], if_exists="skip", **conn)
+                cat >> database >> table >> partition
 
         with TaskGroup("features", tooltip="stratified split and the splits gate"):
 

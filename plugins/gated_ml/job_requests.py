@@ -111,6 +111,45 @@ def glue_job_run(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     return validate_request("glue", "StartJobRun", req)
 
 
+GLUE_DATABASE = "gated_ml"
+_HIVE_TYPES = {"double": "double", "integer": "bigint", "string": "string"}
+_PARQUET = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+}
+
+
+def _columns(spec: PipelineSpec) -> list[dict]:
+    return [{"Name": c.name, "Type": _HIVE_TYPES[c.type]} for c in spec.columns]
+
+
+def catalog_table(spec: PipelineSpec, env: Environment) -> dict:
+    """``glue.CreateTable``: the curated zone as a Glue Data Catalog table partitioned by ``ds``."""
+    loc = locations(spec, env)
+    req = {
+        "DatabaseName": GLUE_DATABASE,
+        "TableInput": {
+            "Name": spec.name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet"},
+            "PartitionKeys": [{"Name": "ds", "Type": "string"}],
+            "StorageDescriptor": {"Columns": _columns(spec), "Location": loc.curated("x").rsplit("/ds=", 1)[0] + "/", **_PARQUET},
+        },
+    }
+    return validate_request("glue", "CreateTable", req)
+
+
+def catalog_partition(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+    """``glue.CreatePartition``: this run's curated partition."""
+    req = {
+        "DatabaseName": GLUE_DATABASE,
+        "TableName": spec.name,
+        "PartitionInput": {"Values": [run.ds], "StorageDescriptor": {"Columns": _columns(spec), "Location": locations(spec, env).curated(run.ds), **_PARQUET}},
+    }
+    return validate_request("glue", "CreatePartition", req)
+
+
 # --- training and tuning ------------------------------------------------------------
 def metric_names(spec: PipelineSpec) -> list[str]:
     if spec.problem_type == "binary_classification":
