@@ -249,7 +249,7 @@ def main():
 
         print_single(single, floor)
         router_ms = single[2][1]["p50"] - single[1][1]["p50"]
-        print(f"router cost: +{router_ms:.2f} ms at p50 (endpoint vs bare server); model-server start-up: {startup:.2f} s")
+        print(f"router cost: {router_ms:+.2f} ms at p50 (endpoint vs bare server); model-server start-up: {startup:.2f} s")
         print_batch(len(big), transform_s, in_process_s, startup)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\n(machine: {os.cpu_count()} CPUs shared by client, router and model server; load average {load};"
