@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,12 +40,15 @@ class _State:
                 conn.close()
             parts = urlsplit(backend)
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.local.conn, self.local.backend = conn, backend
         return conn
 
 
 class _Router(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # see model_server: no delayed-ACK wait between headers and body
     state: _State = None
     endpoint_name: str = ""
 

@@ -59,7 +59,16 @@ def csv_filter(expression: str | None):
     return apply
 
 
+def _parse(text: str) -> list[list[str]]:
+    """CSV records; plain comma splitting when nothing is quoted (the common, numeric case)."""
+    if '"' not in text:
+        return [line.split(",") for line in text.splitlines() if line]
+    return [r for r in csv.reader(io.StringIO(text)) if r]
+
+
 def _csv_line(fields: list[str]) -> str:
+    if not any(c in f for f in fields for c in ',"\n'):
+        return ",".join(fields)
     buf = io.StringIO()
     csv.writer(buf, lineterminator="").writerow(fields)
     return buf.getvalue()
@@ -92,13 +101,13 @@ def transform_file(path: Path, url: str, req: dict) -> str:
     dp = req.get("DataProcessing", {})
     in_filter, out_filter = csv_filter(dp.get("InputFilter")), csv_filter(dp.get("OutputFilter"))
     join = dp.get("JoinSource", "None") == "Input"
-    rows = [r for r in csv.reader(io.StringIO(path.read_text())) if r]
+    rows = _parse(path.read_text())
     sent = [_csv_line(in_filter(r)) for r in rows]
     max_bytes = int(req.get("MaxPayloadInMB", 6)) * 1024 * 1024
     predictions: list[list[str]] = []
     for batch in _batches(sent, max_bytes, req.get("BatchStrategy", "MultiRecord") == "MultiRecord"):
         answer = _invoke(url, "\n".join(batch) + "\n", tin.get("ContentType", "text/csv"), tout.get("Accept", "text/csv"))
-        lines = [r for r in csv.reader(io.StringIO(answer)) if r]
+        lines = _parse(answer)
         if len(lines) != len(batch):
             raise TransformError(f"{path.name}: the model returned {len(lines)} predictions for {len(batch)} records")
         predictions += lines
