@@ -55,6 +55,7 @@ promote-baseline: install
 # Benchmarks (run on demand, print ratios; not part of make test).
 bench: install
 	$(PY) tests/benchmarks/bench_curated_gate.py
+	$(PY) tests/benchmarks/bench_endpoint.py
 
 lock:
 	$(VENV)/bin/uv pip compile --python-version 3.11 requirements.txt -o requirements.lock

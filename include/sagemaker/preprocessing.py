@@ -44,19 +44,27 @@ class Preprocessor:
         self.state = {"columns": order, "numeric": numeric, "categorical": categorical}
         return self
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+    def transform(self, frame) -> np.ndarray:
+        """Features as a float matrix; ``frame`` is a DataFrame or a mapping of column -> values.
+
+        A value that is neither a number nor missing raises ``ValueError`` naming the
+        column and the record (the endpoint answers it with a 400).
+        """
         if self.state is None:
             raise RuntimeError("Preprocessor is not fitted")
-        out = np.empty((len(frame), len(self.state["columns"])), dtype=np.float32)
-        for j, col in enumerate(self.state["columns"]):
+        columns = self.state["columns"]
+        n = len(frame[columns[0]]) if columns else 0
+        out = np.empty((n, len(columns)), dtype=np.float32)
+        for j, col in enumerate(columns):
+            raw = np.asarray(frame[col], dtype=object)
             if col in self.state["numeric"]:
                 p = self.state["numeric"][col]
-                values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+                values = _to_float(raw, col)
                 values = np.where(np.isnan(values), p["median"], values)
                 out[:, j] = (values - p["mean"]) / p["scale"]
             else:
                 index = {v: float(i) for i, v in enumerate(self.state["categorical"][col])}
-                out[:, j] = frame[col].astype(str).map(index).astype(float).to_numpy()
+                out[:, j] = [index.get(str(v), np.nan) for v in raw]
         return out
 
     def to_json(self) -> str:
@@ -68,3 +76,17 @@ class Preprocessor:
         pre = cls(numeric=state["numeric"], categorical=state["categorical"])
         pre.state = state
         return pre
+
+
+def _to_float(raw: np.ndarray, column: str) -> np.ndarray:
+    """Numbers as floats, missing ('' or None) as NaN; anything else is an error."""
+    try:
+        return raw.astype(float)  # the fast path: every value a number or a numeric string
+    except (TypeError, ValueError):
+        pass
+    missing = np.array([v is None or (isinstance(v, str) and v.strip() in ("", "?")) for v in raw])
+    values = pd.to_numeric(pd.Series(np.where(missing, np.nan, raw)), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(np.isnan(values) & ~missing & ~pd.isna(raw))
+    if len(bad):
+        raise ValueError(f"column {column!r} must be numeric; record {int(bad[0])} has {raw[bad[0]]!r}")
+    return values
