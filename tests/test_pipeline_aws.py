@@ -9,10 +9,8 @@ the evaluation and the smoke test then run on real files.
 """
 
 import datetime as dt
-import io
 import json
 import socket
-import tarfile
 
 import boto3
 import pytest

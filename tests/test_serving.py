@@ -1,6 +1,5 @@
 """Batch transform with SageMaker's CSV semantics, and the endpoint answering a stock boto3 client."""
 
-import io
 import json
 import urllib.error
 import urllib.request
@@ -11,9 +10,8 @@ from botocore.exceptions import ClientError
 from gated_ml import job_requests as jr
 from gated_ml import stages, storage
 from gated_ml.local import containers, hosting
-from gated_ml.local.control_plane import ControlPlane
-from gated_ml.local.training import run_training_job
 from gated_ml.local.transform import csv_filter, run_transform_job
+from modelkit import train_and_register
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +19,10 @@ def model(tmp_path_factory, spec):
     """A real model trained on the bundled data, registered with CreateModel, in a module-wide lake."""
     import datetime as dt
 
-    import pandas as pd
-
     mp = pytest.MonkeyPatch()
     mp.setenv("AIRFLOW__GATED_ML__LAKE_ROOT", str(tmp_path_factory.mktemp("lake")))
     env, run = stages.local_environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
-    raw = (stages.PROJECT_ROOT / spec.source.path).read_text()
-    data = pd.read_csv(io.StringIO(raw.split("@data")[1]), header=None, names=[c.name for c in spec.columns])
-    data = data[[spec.target.column] + [c.name for c in spec.feature_columns]]
-    loc = jr.locations(spec, env)
-    storage.write(loc.features(run.ds, "train") + "train.csv", data.iloc[::2].to_csv(index=False))
-    storage.write(loc.features(run.ds, "validation") + "validation.csv", data.iloc[1::4].to_csv(index=False))
-    storage.write(loc.features(run.ds, "test") + "test.csv", data.iloc[3::4].to_csv(index=False, header=False))
-    code = stages.package_code(spec, env)["sourcedir_uri"]
-    trained = run_training_job(jr.training_job(spec, env, run, code), echo=False)
-    record = hosting.create_model(jr.model(spec, env, run, trained["ModelArtifacts"]["S3ModelArtifacts"], code))
+    record, data = train_and_register(spec, env, run)
     yield {"spec": spec, "env": env, "run": run, "record": record, "test": data.iloc[3::4]}
     mp.undo()
 

@@ -1,7 +1,5 @@
 """Pipeline specs are validated on load, with messages naming the file and the field."""
 
-import re
-from pathlib import Path
 
 import pytest
 

@@ -9,7 +9,7 @@ import pytest
 from gated_ml import job_requests as jr
 from gated_ml import stages, storage
 from gated_ml.lake import local_path
-from gated_ml.local.control_plane import ControlPlane, ResourceInUse
+from gated_ml.local.control_plane import ResourceInUse
 from gated_ml.local.training import run_training_job
 
 PROBE = '''

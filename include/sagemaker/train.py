@@ -20,7 +20,6 @@ import os
 import sys
 import traceback
 
-import numpy as np
 import pandas as pd
 import xgboost as xgb
 

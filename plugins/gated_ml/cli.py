@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 
 
 def _summary(spec, dag_run) -> int:

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import tarfile
-from pathlib import Path
 
 from gated_ml import job_requests as jr
 from gated_ml import storage

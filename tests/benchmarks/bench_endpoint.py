@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
-import io
 import os
 import shutil
 import statistics
@@ -37,39 +36,23 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "plugins"))
+sys.path.insert(0, str(ROOT / "tests"))
 WORK = Path(tempfile.mkdtemp(prefix="gated-ml-bench-endpoint-"))
 os.environ["AIRFLOW__GATED_ML__LAKE_ROOT"] = str(WORK / "lake")  # a fresh lake: never the project's
 os.environ.setdefault("AIRFLOW_HOME", str(WORK / "airflow"))  # settings may read Airflow's config
 os.environ["OMP_NUM_THREADS"] = "1"  # as the model server runs (containers._spawn): in-process is a like-for-like floor
 
-import pandas as pd  # noqa: E402
 
 from gated_ml import job_requests as jr  # noqa: E402
 from gated_ml import stages, storage  # noqa: E402
 from gated_ml.lake import local_path  # noqa: E402
 from gated_ml.local import containers, hosting  # noqa: E402
-from gated_ml.local.training import run_training_job  # noqa: E402
 from gated_ml.local.transform import run_transform_job  # noqa: E402
 from gated_ml.spec import load_pipeline  # noqa: E402
+from modelkit import train_and_register  # noqa: E402
 
 REQUESTS, WARMUP, THREADS, BATCH_ROWS = 2000, 100, 4, 50_000
 P99_TARGET_MS, RPS_TARGET, BATCH_TARGET = 10.0, 500.0, 0.7
-
-
-# --- set-up: a real model, as tests/test_serving.py's ``model`` fixture builds it ---------
-def train_and_register(spec, env, run) -> tuple[dict, pd.DataFrame]:
-    """Write the splits, train, CreateModel; return the model record and the test rows (label first)."""
-    raw = (stages.PROJECT_ROOT / spec.source.path).read_text()
-    data = pd.read_csv(io.StringIO(raw.split("@data")[1]), header=None, names=[c.name for c in spec.columns])
-    data = data[[spec.target.column] + [c.name for c in spec.feature_columns]]
-    loc = jr.locations(spec, env)
-    storage.write(loc.features(run.ds, "train") + "train.csv", data.iloc[::2].to_csv(index=False))
-    storage.write(loc.features(run.ds, "validation") + "validation.csv", data.iloc[1::4].to_csv(index=False))
-    storage.write(loc.features(run.ds, "test") + "test.csv", data.iloc[3::4].to_csv(index=False, header=False))
-    code = stages.package_code(spec, env)["sourcedir_uri"]
-    trained = run_training_job(jr.training_job(spec, env, run, code), echo=False)
-    record = hosting.create_model(jr.model(spec, env, run, trained["ModelArtifacts"]["S3ModelArtifacts"], code))
-    return record, data
 
 
 def load_in_process(record: dict):

@@ -66,12 +66,16 @@ def _parse(text: str) -> list[list[str]]:
     return [r for r in csv.reader(io.StringIO(text)) if r]
 
 
-def _csv_line(fields: list[str]) -> str:
-    if not any(c in f for f in fields for c in ',"\n'):
-        return ",".join(fields)
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(fields)
-    return buf.getvalue()
+def _format(rows: list[list[str]], quoted: bool) -> list[str]:
+    """CSV lines; plain joining when no field needs quoting (known from the parsed text)."""
+    if not quoted:
+        return [",".join(r) for r in rows]
+    out = []
+    for r in rows:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow(r)
+        out.append(buf.getvalue())
+    return out
 
 
 def _batches(records: list[str], max_bytes: int, multi: bool):
@@ -101,18 +105,21 @@ def transform_file(path: Path, url: str, req: dict) -> str:
     dp = req.get("DataProcessing", {})
     in_filter, out_filter = csv_filter(dp.get("InputFilter")), csv_filter(dp.get("OutputFilter"))
     join = dp.get("JoinSource", "None") == "Input"
-    rows = _parse(path.read_text())
-    sent = [_csv_line(in_filter(r)) for r in rows]
+    text = path.read_text()
+    rows = _parse(text)
+    sent = _format([in_filter(r) for r in rows], '"' in text)
     max_bytes = int(req.get("MaxPayloadInMB", 6)) * 1024 * 1024
     predictions: list[list[str]] = []
+    quoted = '"' in text
     for batch in _batches(sent, max_bytes, req.get("BatchStrategy", "MultiRecord") == "MultiRecord"):
         answer = _invoke(url, "\n".join(batch) + "\n", tin.get("ContentType", "text/csv"), tout.get("Accept", "text/csv"))
+        quoted = quoted or '"' in answer
         lines = _parse(answer)
         if len(lines) != len(batch):
             raise TransformError(f"{path.name}: the model returned {len(lines)} predictions for {len(batch)} records")
         predictions += lines
     out = [out_filter(r + p if join else p) for r, p in zip(rows, predictions)]
-    return "".join(_csv_line(r) + "\n" for r in out)
+    return "".join(line + "\n" for line in _format(out, quoted))
 
 
 def run_transform_job(req: dict, model_record: dict, control: ControlPlane | None = None) -> dict:
