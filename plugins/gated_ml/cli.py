@@ -91,9 +91,9 @@ def gx_suites() -> int:
 def promote_baseline(pipeline: str, ds: str, reason: str) -> int:
     from gated_ml.quality.baseline import promote
     from gated_ml.spec import load_pipeline
-    from gated_ml.stages import local_environment
+    from gated_ml.stages import environment
 
-    stats = promote(load_pipeline(pipeline), local_environment(), ds, reason)
+    stats = promote(load_pipeline(pipeline), environment(), ds, reason)
     print(f"baseline of {pipeline} is now ds={stats['source_ds']} ({stats['rows']} rows), recorded in baseline/history.jsonl")
     return 0
 
