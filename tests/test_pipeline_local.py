@@ -118,3 +118,19 @@ def test_bad_input_stops_the_dag_and_writes_nothing_curated(airflow_db, lake, tm
     assert message in out + err  # the task log says why
     curated_zone = lake / "gated-ml-lake" / "vertebral_column" / "curated"
     assert not curated_zone.exists()
+
+
+@pytest.mark.parametrize("pipeline, metric, floor", [("wine_quality", "within_1_0", 0.8), ("car_evaluation", "macro_f1", 0.8)])
+def test_the_other_bundled_datasets_need_only_their_spec(airflow_db, lake, pipeline, metric, floor):
+    """Regression (wine) and multiclass with ordinal categoricals (car): the same code, another spec."""
+    from gated_ml.local.hosting import describe_endpoint
+    from gated_ml.spec import load_pipeline
+    from gated_ml.stages import local_environment
+
+    dr, states = _run_dag(pipeline)
+    assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
+    spec = load_pipeline(pipeline)
+    report = json.loads(storage.read_text(jr.locations(spec, local_environment()).evaluation(DS) + "metrics.json"))
+    assert report["problem_type"] == spec.problem_type and report["decision"] == "Approved"
+    assert report["metrics"][metric] >= floor
+    assert describe_endpoint(spec.slug)["EndpointStatus"] == "InService"

@@ -26,13 +26,21 @@ def _summary(spec, dag_run) -> int:
         print(f"  {ti.state or 'not run':<16}{took}  {ti.task_id}")
     report_uri = loc.evaluation(ds) + "metrics.json"
     if storage.exists(report_uri):
+        from gated_ml.evaluation.report import headline
+
         report = json.loads(storage.read_text(report_uri))
         m = report["metrics"]
-        cm = m["confusion_matrix"]
-        print(f"\nTest-set metrics ({m['n']} rows, threshold {m['threshold']}), decision: {report['decision']}")
-        for k in ("roc_auc", "f1", "accuracy", "sensitivity", "specificity", "precision"):
-            print(f"  {k:<12} {m[k]:.4f}")
-        print(f"  confusion matrix: TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}")
+        threshold = f", threshold {report['threshold']}" if report.get("threshold") is not None else ""
+        print(f"\nTest-set metrics ({m['n']} rows{threshold}), decision: {report['decision']}")
+        for k, v in headline(spec, m).items():
+            print(f"  {k:<16} {v:.4f}")
+        cm = m.get("confusion_matrix")
+        if isinstance(cm, dict):
+            print(f"  confusion matrix: TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}")
+        elif cm is not None:
+            print(f"  confusion matrix (rows: true {m['labels']}): {cm}")
+        for reason in report["reasons"]:
+            print(f"  REJECTED: {reason}")
         print(f"Evaluation report: {local_path(report_uri)}")
     print(f"Gate results:      {local_path(loc.quality(ds))}")
     endpoint = describe_endpoint(jr.endpoint_name(spec))
