@@ -49,7 +49,7 @@ def aws_target(moto_server, monkeypatch, tmp_path):
         "AIRFLOW_VAR_GATED_ML_SAGEMAKER_ROLE_ARN": ROLE,
         "AIRFLOW_VAR_GATED_ML_GLUE_ROLE_ARN": "arn:aws:iam::123456789012:role/gated-ml-glue",
         "AIRFLOW__GATED_ML__TARGET": "aws",
-        "AIRFLOW__GATED_ML__DEFERRABLE": "false",  # dag.test runs no triggerer
+        "AIRFLOW__GATED_ML__DEFERRABLE": "true",  # dag.test runs each trigger inline
         "AIRFLOW__GATED_ML__POLL_SECONDS": "1",
     }
     for k, v in env.items():
