@@ -16,7 +16,7 @@ from airflow.sdk import DAG, TaskGroup, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gated_ml import settings
-from gated_ml.spec import PipelineSpec
+from gated_ml.spec import LOWER_IS_BETTER, PipelineSpec
 
 
 def _run():
@@ -57,7 +57,7 @@ def _fail_fast(fn):
 
 
 def _doc(spec: PipelineSpec) -> str:
-    thresholds = ", ".join(f"{k} ≥ {v}" for k, v in spec.evaluation.thresholds.items()) or "none"
+    thresholds = ", ".join(f"{k} {'≤' if k in LOWER_IS_BETTER else '≥'} {v}" for k, v in spec.evaluation.thresholds.items()) or "none"
     return textwrap.dedent(
         f"""
         # {spec.name}

@@ -65,6 +65,8 @@ class Split(_Strict):
         return self
 
 
+LOWER_IS_BETTER = frozenset({"log_loss", "mse", "rmse", "mae"})  # evaluation thresholds on these are maxima
+
 CHECKS = (
     "schema", "row_count", "parseable", "duplicates", "nulls", "outliers", "class_balance", "drift",
     "split_sizes", "stratification", "leakage", "completeness", "range",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
+from gated_ml.spec import LOWER_IS_BETTER
+
 
 def _check_binary(y_true, y_score):
     y_true = np.asarray(y_true, dtype=int)
@@ -105,7 +107,6 @@ def regression_metrics(y_true, y_pred) -> dict:
     }
 
 
-LOWER_IS_BETTER = {"log_loss", "mse", "rmse", "mae"}
 
 
 def check_thresholds(metrics: dict, thresholds: dict[str, float]) -> list[str]:
