@@ -39,7 +39,7 @@ airflow-db: install
 
 # The Airflow UI on http://localhost:8080 (credentials are printed by standalone).
 standalone: install airflow-db
-	$(VENV)/bin/airflow standalone
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/airflow standalone  # it starts its components as `airflow ...`
 
 stop-endpoint: install
 	$(PY) -m gated_ml.cli stop-endpoint --pipeline $(PIPELINE)
