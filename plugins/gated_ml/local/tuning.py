@@ -83,8 +83,7 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
 
     base = {k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "DefinitionName", "TuningObjective", "HyperParameterRanges")}
 
-    def run_trial(trial: optuna.Trial) -> dict:
-        tuned = _suggest(trial, cfg["ParameterRanges"])
+    def run_trial(trial: optuna.Trial, tuned: dict) -> dict:
         job = trial_name(name, trial.number + 1, tuned)
         request = {"TrainingJobName": job, "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned}, **base}
         describe = run_training_job(request, control, num_cpus=cpus_per_trial, echo=False)
@@ -107,7 +106,9 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         while len(trials) < limits["MaxNumberOfTrainingJobs"]:
             asked = [study.ask() for _ in range(min(parallel, limits["MaxNumberOfTrainingJobs"] - len(trials)))]
-            for trial, summary in zip(asked, pool.map(run_trial, asked)):
+            # sample here, in trial order: suggesting inside the worker threads would race for the sampler's RNG
+            tuned = [_suggest(trial, cfg["ParameterRanges"]) for trial in asked]
+            for trial, summary in zip(asked, pool.map(run_trial, asked, tuned)):
                 metric = summary["FinalHyperParameterTuningJobObjectiveMetric"]
                 if summary["TrainingJobStatus"] == "Completed" and metric:
                     study.tell(trial, metric["Value"])
