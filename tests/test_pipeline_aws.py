@@ -30,7 +30,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def moto_server():
+def moto_server(tmp_path_factory):
+    import os
+
+    os.environ["MOTO_RECORDER_FILEPATH"] = str(tmp_path_factory.mktemp("moto") / "recording")  # not the working directory
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
