@@ -87,6 +87,13 @@ class Locations:
         return self._uri("registry") + "/"
 
 
+def files_under(base: Path) -> list[Path]:
+    """Files below a local folder, sorted, skipping hidden and Spark/Hadoop bookkeeping files (``.crc``, ``_SUCCESS``)."""
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("*") if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(base).parts))
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path):
     """Yield a staging folder; on success it replaces ``final`` in one rename, on error it is removed."""

@@ -364,8 +364,13 @@ def read_predictions(spec: PipelineSpec, output_uris: list[str]):
     return frame
 
 
+def test_records(spec: PipelineSpec, env: Environment, run: Run) -> list[str]:
+    """The batch-transform input lines of the test split (``label,features...``)."""
+    return [line for line in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if line.strip()]
+
+
 def gate_predictions(spec: PipelineSpec, env: Environment, run: Run, output_uris: list[str]) -> dict:
-    expected = sum(1 for line in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if line.strip())
+    expected = len(test_records(spec, env, run))
     frame = read_predictions(spec, output_uris)
     result = run_gate(spec, env, run, "predictions", frame, output_uris, {"expected_rows": expected})
     return {"rows": len(frame), "summary": result.summary()}
@@ -485,7 +490,7 @@ def check_agreement(spec: PipelineSpec, env: Environment, run: Run, client, outp
     import numpy as np
 
     n = spec.endpoint.smoke_test_rows
-    test_lines = [l for l in storage.read_text(jr.locations(spec, env).features(run.ds, "test") + "test.csv").splitlines() if l.strip()][:n]
+    test_lines = test_records(spec, env, run)[:n]
     body = "".join(line.split(",", 1)[1] + "\n" for line in test_lines)  # drop the label, as InputFilter $[1:] does
     response = client.invoke_endpoint(EndpointName=jr.endpoint_name(spec), ContentType="text/csv", Accept="text/csv", Body=body.encode())
     answers = [l for l in response["Body"].read().decode().splitlines() if l.strip()]

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 from gated_ml import settings
-from gated_ml.lake import atomic_dir, atomic_write, local_path, split_uri
+from gated_ml.lake import atomic_dir, atomic_write, files_under, local_path, split_uri
 
-_HIDDEN = (".", "_")  # Spark/Hadoop bookkeeping (_SUCCESS, .crc) and staging files
+_HIDDEN = (".", "_")  # as lake.files_under: Spark/Hadoop bookkeeping (_SUCCESS, .crc) and staging files
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,12 +69,9 @@ def list_uris(prefix: str) -> list[str]:
         bucket, key = split_uri(prefix)
         keys = s3.list_keys(bucket_name=bucket, prefix=key) or []
         rels = [k[len(key):] for k in keys]
-    else:
-        base = local_path(prefix)
-        if not base.exists():
-            return []
-        rels = [p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()]
-    return sorted(prefix + r for r in rels if r and not any(part.startswith(_HIDDEN) for part in r.split("/")))
+        return sorted(prefix + r for r in rels if r and not any(part.startswith(_HIDDEN) for part in r.split("/")))
+    base = local_path(prefix)
+    return [prefix + p.relative_to(base).as_posix() for p in files_under(base)]
 
 
 def read_parquet(prefix: str):

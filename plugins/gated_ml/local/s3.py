@@ -1,21 +1,17 @@
-"""S3 operations the local target needs, on the local lake."""
+"""S3 reads the local target's jobs need (a channel or transform input), on the local lake."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from gated_ml.lake import atomic_write, local_path
+from gated_ml.lake import files_under, local_path
 
 
 def list_files(prefix_uri: str) -> list[Path]:
-    """Files under an S3 prefix (``S3Prefix`` semantics), skipping hidden/temporary files."""
+    """Files under an S3 prefix (``S3Prefix`` semantics: the prefix may name one object)."""
     base = local_path(prefix_uri)
-    if base.is_file():
-        return [base]
-    if not base.exists():
-        return []
-    return sorted(p for p in base.rglob("*") if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(base).parts))
+    return [base] if base.is_file() else files_under(base)
 
 
 def download_prefix(prefix_uri: str, dest: Path) -> list[Path]:
@@ -28,8 +24,3 @@ def download_prefix(prefix_uri: str, dest: Path) -> list[Path]:
         shutil.copyfile(f, target)
         out.append(target)
     return out
-
-
-def put_file(uri: str, source: Path) -> str:
-    atomic_write(local_path(uri), source.read_bytes())
-    return uri
