@@ -57,9 +57,9 @@ def spec():
 
 @pytest.fixture
 def env():
-    from gated_ml.stages import local_environment
+    from gated_ml.targets.local import LocalTarget
 
-    return local_environment()
+    return LocalTarget().environment()
 
 
 @pytest.fixture

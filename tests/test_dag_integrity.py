@@ -84,4 +84,4 @@ def test_aws_target_uses_the_provider_operators(monkeypatch):
         assert isinstance(dag.get_task(task_id), kind), task_id
     train = dag.get_task("training.train")
     assert train.deferrable is True and train.do_xcom_push is False  # deferrable by default, slim XComs
-    assert "training.training_request" in train.upstream_task_ids  # config built at run time, not at parse
+    assert "training.train_request" in train.upstream_task_ids  # config built at run time, not at parse

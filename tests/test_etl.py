@@ -3,19 +3,21 @@
 import pytest
 
 from gated_ml import job_requests as jr
-from gated_ml import stages, storage
+from gated_ml import storage
 from gated_ml.lake import local_path
 from gated_ml.local.glue import GlueJobError
-from gated_ml.spec import PipelineSpec
+from gated_ml.spec import PROJECT_ROOT, PipelineSpec
+from gated_ml.stages import data
+from gated_ml.stages.code import package_code
+from gated_ml.targets.local import LocalTarget
 
-ARFF = (stages.PROJECT_ROOT / "include/data/vertebral_column/column_2C_weka.arff").read_bytes()
+ARFF = (PROJECT_ROOT / "include/data/vertebral_column/column_2C_weka.arff").read_bytes()
 
 
 def _etl(spec, env, run, raw: bytes | None):
     if raw is not None:
         storage.write(jr.locations(spec, env).landing(run.ds) + jr.raw_file_name(spec), raw)
-    code = stages.package_code(spec, env)
-    return stages.etl(spec, env, run, code["glue_script_uri"])
+    return LocalTarget().run_step(data.GLUE_ETL, spec, env, run, code=package_code(spec, env))
 
 
 def test_curates_the_real_file(lake, spec, env, run):

@@ -17,11 +17,14 @@ import pytest
 
 from conftest import ROOT
 from gated_ml import job_requests as jr
-from gated_ml import stages, storage
+from gated_ml import storage
 from gated_ml.lake import local_path
 from gated_ml.quality import baseline
-from gated_ml.quality.checkpoint import GateFailed
+from gated_ml.errors import GateFailed
 from gated_ml.spec import load_pipeline
+from gated_ml.stages import data, gates
+from gated_ml.stages.code import package_code
+from gated_ml.targets.local import LocalTarget
 
 ARFF = (ROOT / "include/data/vertebral_column/column_2C_weka.arff").read_text()
 HEADER, BODY = ARFF.split("@data")
@@ -52,15 +55,15 @@ class Pipeline:
         spec, env, run = self.spec, self.env, _run(ds)
         uri = jr.locations(spec, env).landing(ds) + jr.raw_file_name(spec)
         storage.write(uri, raw)
-        code = stages.package_code(spec, env)
+        code = package_code(spec, env)
         done = []
         for step, call in (
-            ("landing", lambda: stages.gate_landing(spec, env, run, uri)),
-            ("etl", lambda: stages.etl(spec, env, run, code["glue_script_uri"])),
-            ("curated", lambda: stages.gate_curated(spec, env, run)),
-            ("split", lambda: stages.split(spec, env, run)),
-            ("splits", lambda: stages.gate_splits(spec, env, run)),
-            ("transform_input", lambda: stages.gate_transform_input(spec, env, run)),
+            ("landing", lambda: gates.gate_landing(spec, env, run, uri)),
+            ("etl", lambda: LocalTarget().run_step(data.GLUE_ETL, spec, env, run, code=code)),
+            ("curated", lambda: gates.gate_curated(spec, env, run)),
+            ("split", lambda: data.split(spec, env, run)),
+            ("splits", lambda: gates.gate_splits(spec, env, run)),
+            ("transform_input", lambda: gates.gate_transform_input(spec, env, run)),
         ):
             call()
             done.append(step)
@@ -72,7 +75,7 @@ def world(tmp_path_factory, spec):
     """A lake where the real data was accepted once (and so is the baseline)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("AIRFLOW__GATED_ML__LAKE_ROOT", str(tmp_path_factory.mktemp("lake")))
-    env = stages.local_environment()
+    env = LocalTarget().environment()
     pipe = Pipeline(spec, env)
     assert pipe.run(GOOD_DS, ARFF) == list(Pipeline.STEPS)  # the real data passes every gate
     yield pipe
@@ -179,7 +182,7 @@ def test_splits_gate_catches_a_row_in_train_and_test(world):
     test_uri = loc.features(ds, "test") + "test.csv"
     storage.write(test_uri, storage.read_text(test_uri) + train[1] + "\n")
     with pytest.raises(GateFailed) as err:
-        stages.gate_splits(world.spec, world.env, _run(ds))
+        gates.gate_splits(world.spec, world.env, _run(ds))
     msg = str(err.value)
     assert "leakage: table: observed 2 rows (0.64%) repeat another row, threshold at most 0.00% repeated" in msg
 
@@ -193,7 +196,7 @@ def test_splits_gate_catches_broken_stratification(world):
     storage.write(test_uri, "".join(r + "\n" for r in test_rows if not r.startswith("Normal,")))
     storage.write(train_uri, storage.read_text(train_uri) + "".join(r + "\n" for r in normal))
     with pytest.raises(GateFailed) as err:
-        stages.gate_splits(world.spec, world.env, _run(ds))
+        gates.gate_splits(world.spec, world.env, _run(ds))
     msg = str(err.value)
     assert "stratification: column 'class': observed 'Normal' is 0.00% of rows in rows where split==\"test\"" in msg
     assert "threshold at least 24.26%" in msg
@@ -212,7 +215,7 @@ def test_transform_input_gate_stops(world, case, edit, expected):
     uri = loc.features(ds, "test") + "test.csv"
     storage.write(uri, "".join(r + "\n" for r in edit(storage.read_text(uri).splitlines())))
     with pytest.raises(GateFailed) as err:
-        stages.gate_transform_input(world.spec, world.env, _run(ds))
+        gates.gate_transform_input(world.spec, world.env, _run(ds))
     for part in expected:
         assert part in str(err.value), f"{case}: {part!r} not in\n{err.value}"
 
@@ -239,13 +242,13 @@ GOOD_PREDICTIONS = [("Abnormal", 0.9), ("Normal", 0.2), ("Abnormal", 0.7)]
 def test_predictions_gate_stops(world, case, predictions, expected):
     ds = "2027-04-01"
     out = _put_predictions(world, ds, GOOD_PREDICTIONS)
-    stages.gate_predictions(world.spec, world.env, _run(ds), [out])  # the good ones pass
+    gates.gate_predictions(world.spec, world.env, _run(ds), [out])  # the good ones pass
     if predictions is None:
         storage.write(out, "Abnormal,0.9\nNormal,0.2\n")
     else:
         out = _put_predictions(world, ds, predictions)
     with pytest.raises(GateFailed) as err:
-        stages.gate_predictions(world.spec, world.env, _run(ds), [out])
+        gates.gate_predictions(world.spec, world.env, _run(ds), [out])
     for part in expected:
         assert part in str(err.value), f"{case}: {part!r} not in\n{err.value}"
 

@@ -116,20 +116,23 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
     import moto.sagemaker.models as sm
 
     from gated_ml import job_requests as jr
-    from gated_ml import stages
     from gated_ml.lake import local_path
+    from gated_ml.stages import data, training, transform
+    from gated_ml.stages.code import package_code
+    from gated_ml.targets.local import LocalTarget
 
     # 1. run the compute on the local target into the test's local lake
     monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "local")
-    env, run = stages.local_environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
-    code = stages.package_code(spec, env)
-    stages.land(spec, env, run)
-    stages.etl(spec, env, run, code["glue_script_uri"])
-    stages.split(spec, env, run)
-    trained = stages.train(spec, env, run, code["sourcedir_uri"])
-    model = stages.create_model(spec, env, run, trained["model_data"], code["sourcedir_uri"])
-    test = stages.batch_transform(spec, env, run, model["model_name"], "test")
-    validation = stages.batch_transform(spec, env, run, model["model_name"], "validation")
+    local_target = LocalTarget()
+    env, run = local_target.environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    code = package_code(spec, env)
+    data.land(spec, env, run)
+    local_target.run_step(data.GLUE_ETL, spec, env, run, code=code)
+    data.split(spec, env, run)
+    trained = local_target.run_step(training.TRAIN, spec, env, run, code=code)
+    model = local_target.run_step(transform.CREATE_MODEL, spec, env, run, chosen=trained, code=code)
+    test = local_target.run_step(transform.TRANSFORM_TEST, spec, env, run, model=model)
+    validation = local_target.run_step(transform.TRANSFORM_VALIDATION, spec, env, run, model=model)
     monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "aws")
 
     # 2. put the outputs where the AWS jobs of this run write them
@@ -224,14 +227,15 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     # a retry of the training task (try 2) re-attaches to try 1's job: no second job is started
     from unittest import mock
 
-    from gated_ml import aws, job_requests as jr
-    from gated_ml.aws_operators import ReattachingTrainingOperator
+    from gated_ml import job_requests as jr
+    from gated_ml.stages.training import TRAIN
+    from gated_ml.targets.aws import AwsTarget
+    from gated_ml.targets.aws_operators import ReattachingTrainingOperator
 
     retry = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 2)
-    chosen = aws.attempt_run(spec, retry, "train", "train")
-    assert chosen.try_number == 1
-    request = jr.training_job(spec, aws.environment(), chosen, training["HyperParameters"]["sagemaker_submit_directory"])
-    assert request["TrainingJobName"] == "vertebral-column-train-20261101-1"
+    target = AwsTarget()
+    request = target.attempt_request(TRAIN, spec, target.environment(), retry, code={"sourcedir_uri": training["HyperParameters"]["sagemaker_submit_directory"]})
+    assert request["TrainingJobName"] == "vertebral-column-train-20261101-1"  # try 1's job, not a new one
     before = len(sm.list_training_jobs()["TrainingJobSummaries"])
     ReattachingTrainingOperator(task_id="train_retry", config=request, check_interval=1, wait_for_completion=True).execute({"ti": mock.MagicMock(try_number=2)})
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == before
@@ -240,7 +244,7 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
 def test_a_bad_request_is_rejected_before_any_call(aws_target, spec):
     """The request task builds and validates; a request AWS would refuse never reaches an operator."""
     from gated_ml import job_requests as jr
-    from gated_ml.validation import RequestValidationError
+    from gated_ml.errors import RequestValidationError
 
     sm = boto3.client("sagemaker", endpoint_url=aws_target, region_name="us-east-1")
     before = sm.list_training_jobs()["TrainingJobSummaries"]

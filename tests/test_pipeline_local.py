@@ -28,12 +28,12 @@ def _run_dag(pipeline="vertebral_column", ds=DS):
 def test_full_run(airflow_db, lake, spec):
     from gated_ml.local.control_plane import ControlPlane
     from gated_ml.local.hosting import describe_endpoint
-    from gated_ml.stages import local_environment
+    from gated_ml.targets.local import LocalTarget
 
     dr, states = _run_dag()
     assert dr.state == "success", states
     assert set(states.values()) == {"success"}
-    loc = jr.locations(spec, local_environment())
+    loc = jr.locations(spec, LocalTarget().environment())
 
     curated = storage.read_parquet(loc.curated(DS))
     assert len(curated) == 310
@@ -74,7 +74,7 @@ def test_full_run(airflow_db, lake, spec):
     from gated_ml.evaluation import registry
     from gated_ml.ui import app
 
-    champion = registry.champion(spec, local_environment())
+    champion = registry.champion(spec, LocalTarget().environment())
     assert champion["version"] == 1 and champion["decision"] == "Approved" and champion["data"]["files"]
     page = TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}")
     assert page.status_code == 200 and "Model gate: Approved" in page.text and "roc_auc" in page.text
@@ -87,7 +87,7 @@ def test_full_run(airflow_db, lake, spec):
     assert describe_endpoint("vertebral-column", control)["EndpointConfigName"] == endpoint["EndpointConfigName"]
     backfill_report = json.loads(storage.read_text(loc.evaluation("2026-10-25") + "metrics.json"))
     assert backfill_report["registry_version"] == 2 and backfill_report["champion_comparison"]["metric"] == "roc_auc"
-    assert registry.champion(spec, local_environment())["version"] == 1
+    assert registry.champion(spec, LocalTarget().environment())["version"] == 1
 
 
 @pytest.mark.parametrize(
@@ -125,12 +125,12 @@ def test_the_other_bundled_datasets_need_only_their_spec(airflow_db, lake, pipel
     """Regression (wine) and multiclass with ordinal categoricals (car): the same code, another spec."""
     from gated_ml.local.hosting import describe_endpoint
     from gated_ml.spec import load_pipeline
-    from gated_ml.stages import local_environment
+    from gated_ml.targets.local import LocalTarget
 
     dr, states = _run_dag(pipeline)
     assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
     spec = load_pipeline(pipeline)
-    report = json.loads(storage.read_text(jr.locations(spec, local_environment()).evaluation(DS) + "metrics.json"))
+    report = json.loads(storage.read_text(jr.locations(spec, LocalTarget().environment()).evaluation(DS) + "metrics.json"))
     assert report["problem_type"] == spec.problem_type and report["decision"] == "Approved"
     assert report["metrics"][metric] >= floor
     assert describe_endpoint(spec.slug)["EndpointStatus"] == "InService"

@@ -8,9 +8,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gated_ml import job_requests as jr
-from gated_ml import stages, storage
+from gated_ml import storage
 from gated_ml.local import containers, hosting
 from gated_ml.local.transform import csv_filter, run_transform_job
+from gated_ml.targets.local import LocalTarget
 from modelkit import train_and_register
 
 
@@ -21,7 +22,7 @@ def model(tmp_path_factory, spec):
 
     mp = pytest.MonkeyPatch()
     mp.setenv("AIRFLOW__GATED_ML__LAKE_ROOT", str(tmp_path_factory.mktemp("lake")))
-    env, run = stages.local_environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    env, run = LocalTarget().environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
     record, data = train_and_register(spec, env, run)
     yield {"spec": spec, "env": env, "run": run, "record": record, "test": data.iloc[3::4]}
     mp.undo()
@@ -76,7 +77,7 @@ def test_ping_and_both_invocation_paths(server, model):
 
 
 def test_stock_boto3_runtime_client(server, model):
-    client = stages.runtime_client(server.url)
+    client = hosting.runtime_client(server.url)
     rows = model["test"].iloc[:5, 1:]
     body = rows.to_csv(index=False, header=False)
     answer = client.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=body)
@@ -108,7 +109,7 @@ def test_bad_requests_get_a_4xx_with_a_message(server, body, content_type, statu
 
 def test_bad_request_through_boto3_is_a_client_error(server):
     with pytest.raises(ClientError) as err:
-        stages.runtime_client(server.url).invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=b"1,2")
+        hosting.runtime_client(server.url).invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=b"1,2")
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
@@ -159,7 +160,7 @@ def test_no_request_fails_while_the_endpoint_is_updated(model):
     stop = threading.Event()
     try:
         ep = hosting.create_or_update_endpoint(jr.endpoint(spec, configs[0]["EndpointConfigName"]))
-        client = stages.runtime_client(ep["Url"], max_attempts=1)  # no retries: a failed request shows
+        client = hosting.runtime_client(ep["Url"], max_attempts=1)  # no retries: a failed request shows
 
         def hammer():
             while not stop.is_set():

@@ -7,10 +7,12 @@ import tarfile
 import pytest
 
 from gated_ml import job_requests as jr
-from gated_ml import stages, storage
+from gated_ml import storage
 from gated_ml.lake import local_path
-from gated_ml.local.control_plane import ResourceInUse
+from gated_ml.errors import ResourceInUse
 from gated_ml.local.training import run_training_job
+from gated_ml.spec import PROJECT_ROOT
+from gated_ml.stages.code import _deterministic_tar, package_code
 
 PROBE = '''
 import json, os, sys
@@ -34,7 +36,7 @@ print("validation:auc=9.5e-1")
 
 def _upload_code(spec, env, files):
     uri = jr.locations(spec, env).code("probe") + "sourcedir.tar.gz"
-    storage.write(uri, stages._deterministic_tar({k: v.encode() for k, v in files.items()}))
+    storage.write(uri, _deterministic_tar({k: v.encode() for k, v in files.items()}))
     return uri
 
 
@@ -93,14 +95,14 @@ def test_a_completed_job_is_reused_never_run_twice(probe_request):
 def test_real_entry_point_artifact_has_no_pickle(lake, spec, env, run):
     import pandas as pd
 
-    raw = (stages.PROJECT_ROOT / spec.source.path).read_text()
+    raw = (PROJECT_ROOT / spec.source.path).read_text()
     data = pd.read_csv(io.StringIO(raw.split("@data")[1]), header=None)
     data.columns = [c.name for c in spec.columns]
     data = data[[spec.target.column] + [c.name for c in spec.feature_columns]]
     loc = jr.locations(spec, env)
     storage.write(loc.features(run.ds, "train") + "train.csv", data.iloc[::2].to_csv(index=False))
     storage.write(loc.features(run.ds, "validation") + "validation.csv", data.iloc[1::2].to_csv(index=False))
-    code = stages.package_code(spec, env)["sourcedir_uri"]
+    code = package_code(spec, env)["sourcedir_uri"]
     describe = run_training_job(jr.training_job(spec, env, run, code), echo=False)
     assert describe["TrainingJobStatus"] == "Completed", describe.get("FailureReason")
     files = _model_files(describe)

@@ -14,9 +14,9 @@ def _summary(spec, dag_run) -> int:
     from gated_ml.lake import local_path
     from gated_ml.local.hosting import describe_endpoint
     from gated_ml.naming import ds_of
-    from gated_ml.stages import local_environment
+    from gated_ml.targets.local import LocalTarget
 
-    env = local_environment()
+    env = LocalTarget().environment()
     ds = ds_of(dag_run.logical_date)
     loc = jr.locations(spec, env)
     print("\n" + "=" * 78)
@@ -99,9 +99,9 @@ def gx_suites() -> int:
 def promote_baseline(pipeline: str, ds: str, reason: str) -> int:
     from gated_ml.quality.baseline import promote
     from gated_ml.spec import load_pipeline
-    from gated_ml.stages import environment
+    from gated_ml.targets import configured
 
-    stats = promote(load_pipeline(pipeline), environment(), ds, reason)
+    stats = promote(load_pipeline(pipeline), configured().environment(), ds, reason)
     print(f"baseline of {pipeline} is now ds={stats['source_ds']} ({stats['rows']} rows), recorded in baseline/history.jsonl")
     return 0
 

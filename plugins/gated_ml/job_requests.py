@@ -12,7 +12,9 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+from gated_ml.errors import RequestValidationError
 from gated_ml.lake import Locations
+from gated_ml.metric_names import training_metrics
 from gated_ml.naming import MAX_TUNING_LEN, ds_of, job_name
 from gated_ml.spec import PipelineSpec
 from gated_ml.validation import validate_request
@@ -151,19 +153,14 @@ def catalog_partition(spec: PipelineSpec, env: Environment, run: Run) -> dict:
 
 
 # --- training and tuning ------------------------------------------------------------
-def metric_names(spec: PipelineSpec) -> list[str]:
-    if spec.problem_type == "binary_classification":
-        names = ["auc", "logloss", "error"]
-    elif spec.problem_type == "multiclass_classification":
-        names = ["mlogloss", "merror"]
-    else:
-        names = ["rmse", "mae"]
-    return [f"{split}:{n}" for split in ("train", "validation") for n in names]
-
-
 def metric_definitions(spec: PipelineSpec) -> list[dict]:
     """Regexes that find the final metrics in the training log (the entry point prints ``name=value``)."""
-    return [{"Name": n, "Regex": f"{n}={_FLOAT}"} for n in metric_names(spec)]
+    return [{"Name": n, "Regex": f"{n}={_FLOAT}"} for n in training_metrics(spec.problem_type)]
+
+
+def final_metric(describe: dict, name: str) -> float | None:
+    """A metric that ``metric_definitions`` found, read back from ``DescribeTrainingJob.FinalMetricDataList``."""
+    return next((m["Value"] for m in describe.get("FinalMetricDataList", []) if m["MetricName"] == name), None)
 
 
 def static_hyperparameters(spec: PipelineSpec, code_uri: str) -> dict[str, str]:
@@ -265,6 +262,9 @@ def tuning_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) ->
         "TrainingJobDefinition": {"StaticHyperParameters": static, **_training_common(spec, env, run)},
         "Tags": _tags(spec, run),
     }
+    defined = [d["Name"] for d in req["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]]
+    if t.objective_metric not in defined:  # SageMaker: "The objective metric ... is not defined in MetricDefinitions"
+        raise RequestValidationError(f"CreateHyperParameterTuningJob: the objective metric {t.objective_metric!r} is not among the request's MetricDefinitions {defined}")
     return validate_request("sagemaker", "CreateHyperParameterTuningJob", req)
 
 
@@ -353,3 +353,29 @@ def endpoint_config(spec: PipelineSpec, run: Run, model_name: str) -> dict:
 def endpoint(spec: PipelineSpec, config_name: str) -> dict:
     req = {"EndpointName": endpoint_name(spec), "EndpointConfigName": config_name, "Tags": _tags(spec)}
     return validate_request("sagemaker", "CreateEndpoint", req)
+
+
+def model_package(spec: PipelineSpec, env: Environment, run: Run, model_data_url: str, code_uri: str, version: int, decision: str) -> dict:
+    """``sagemaker.CreateModelPackage``: the model as a version of the pipeline's model package group.
+
+    The container carries the inference environment, so the package deploys as it was tested.
+    """
+    req = {
+        "ModelPackageGroupName": spec.slug,
+        "ModelPackageDescription": f"registry version {version}, ds={run.ds}",
+        "InferenceSpecification": {
+            "Containers": [
+                {
+                    "Image": env.image_uri,
+                    "ModelDataUrl": model_data_url,
+                    "Environment": {"SAGEMAKER_PROGRAM": INFERENCE_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": code_uri},
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        "ModelApprovalStatus": decision,
+        "CustomerMetadataProperties": {"ds": run.ds, "registry_version": str(version)},
+        "Tags": _tags(spec, run),
+    }
+    return validate_request("sagemaker", "CreateModelPackage", req)

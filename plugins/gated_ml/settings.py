@@ -4,7 +4,7 @@ Each can be set in ``airflow.cfg`` or as ``AIRFLOW__GATED_ML__<KEY>`` in the env
 ``target`` (``local`` or ``aws``; default ``local``), ``lake_root`` (the local lake folder;
 default ``./lake``), ``spec_dir`` (default ``include/pipelines``), ``gx_dir`` (default ``great_expectations``), ``bucket`` (the lake bucket; default ``gated-ml-lake``), ``region``, ``aws_conn_id`` (``aws_default``), ``kms_key_id`` (SSE-KMS for lake writes and
 job outputs on ``aws``), ``deferrable`` (``true``). On ``aws`` the bucket and role ARNs
-come from Airflow Variables at run time (see :func:`gated_ml.aws.environment`).
+come from Airflow Variables at run time (see :meth:`gated_ml.targets.aws.AwsTarget.environment`).
 """
 
 from __future__ import annotations

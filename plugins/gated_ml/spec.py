@@ -15,15 +15,14 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gated_ml import metric_names
+from gated_ml.errors import SpecError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = PROJECT_ROOT / "include" / "pipelines"
 
 _NAME = r"^[a-z][a-z0-9_]{1,39}$"
 _COLUMN = r"^[a-z_][a-z0-9_]*$"
-
-
-class SpecError(ValueError):
-    """A pipeline spec that cannot be used; the message says where and why."""
 
 
 class _Strict(BaseModel):
@@ -64,8 +63,6 @@ class Split(_Strict):
             raise ValueError(f"train + validation + test must be positive and sum to 1, got {total:g}")
         return self
 
-
-LOWER_IS_BETTER = frozenset({"log_loss", "mse", "rmse", "mae"})  # evaluation thresholds on these are maxima
 
 CHECKS = (
     "schema", "row_count", "parseable", "duplicates", "nulls", "outliers", "class_balance", "drift",
@@ -145,7 +142,7 @@ class Tuning(_Strict):
 
 class Evaluation(_Strict):
     thresholds: dict[str, float] = Field(
-        default_factory=dict, description="metric -> the minimum it must reach (maximum for log_loss, mse, rmse, mae)"
+        default_factory=dict, description="evaluation metric -> the minimum it must reach (the maximum for errors: log_loss, mse, rmse, mae)"
     )
     threshold_rule: Literal["fixed", "max_f1", "min_sensitivity"] = Field("fixed", description="binary decision threshold, chosen on the validation split")
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="the threshold of the fixed rule")
@@ -219,7 +216,20 @@ class PipelineSpec(_Strict):
         for name in list(self.training.hyperparameters) + list(self.tuning.ranges):
             if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
                 raise ValueError(f"hyperparameter name {name!r} must be lower_snake_case")
+        self._check_metric_names()
         return self
+
+    def _check_metric_names(self) -> None:
+        """Every metric the spec names is one its problem type produces (see :mod:`gated_ml.metric_names`)."""
+        t = self.tuning
+        metric_names.check_training_metric(self.problem_type, t.objective_metric, "tuning.objective_metric")
+        wanted = "Minimize" if metric_names.lower_is_better(t.objective_metric) else "Maximize"
+        if t.objective_type != wanted:
+            raise ValueError(f"tuning.objective_type: {t.objective_metric!r} is better when {'lower' if wanted == 'Minimize' else 'higher'}; use {wanted}")
+        for name in self.evaluation.thresholds:
+            metric_names.check_evaluation_metric(self.problem_type, name, f"evaluation.thresholds.{name}")
+        if self.evaluation.champion_metric:
+            metric_names.check_evaluation_metric(self.problem_type, self.evaluation.champion_metric, "evaluation.champion_metric")
 
     # --- derived views -------------------------------------------------------
     @property
@@ -249,8 +259,7 @@ class PipelineSpec(_Strict):
 
     @property
     def champion_metric(self) -> str:
-        default = {"binary_classification": "roc_auc", "multiclass_classification": "macro_f1", "regression": "rmse"}
-        return self.evaluation.champion_metric or default[self.problem_type]
+        return self.evaluation.champion_metric or metric_names.DEFAULT_CHAMPION_METRIC[self.problem_type]
 
     @property
     def label_classes(self) -> list[str]:

@@ -34,13 +34,13 @@ def ds_of_run(dag_id: str, run_id: str) -> str:
 def _locations(dag_id: str):
     from gated_ml import job_requests as jr
     from gated_ml.spec import SpecError, load_pipeline
-    from gated_ml.stages import environment
+    from gated_ml.targets import configured
 
     try:
         spec = load_pipeline(dag_id)
     except SpecError as e:
         raise HTTPException(404, str(e)) from None
-    return jr.locations(spec, environment())
+    return jr.locations(spec, configured().environment())
 
 
 def _table(rows: dict) -> str:

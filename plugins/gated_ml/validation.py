@@ -12,16 +12,13 @@ from __future__ import annotations
 import functools
 import re
 
-import botocore.session
-from botocore.validate import ParamValidator
-
-
-class RequestValidationError(ValueError):
-    """The request would be rejected by the AWS API."""
+from gated_ml.errors import RequestValidationError
 
 
 @functools.lru_cache(maxsize=None)
 def _service(service: str):
+    import botocore.session  # here, not at the top: request builders are imported at DAG parse time
+
     return botocore.session.get_session().get_service_model(service)
 
 
@@ -66,6 +63,8 @@ def _compiled(pattern: str):
 def validate_request(service: str, operation: str, params: dict) -> dict:
     """Return ``params`` unchanged if AWS would accept them; raise :class:`RequestValidationError` otherwise."""
     op = _service(service).operation_model(operation)
+    from botocore.validate import ParamValidator
+
     report = ParamValidator().validate(params, op.input_shape)
     errors = [report.generate_report()] if report.has_errors() else []
     extra: list[str] = []

@@ -44,7 +44,9 @@ os.environ["OMP_NUM_THREADS"] = "1"  # as the model server runs (containers._spa
 
 
 from gated_ml import job_requests as jr  # noqa: E402
-from gated_ml import stages, storage  # noqa: E402
+from gated_ml import storage  # noqa: E402
+from gated_ml.local.hosting import runtime_client  # noqa: E402
+from gated_ml.targets.local import LocalTarget  # noqa: E402
 from gated_ml.lake import local_path  # noqa: E402
 from gated_ml.local import containers, hosting  # noqa: E402
 from gated_ml.local.transform import run_transform_job  # noqa: E402
@@ -89,7 +91,7 @@ def time_calls(call, bodies: list[bytes], n: int = REQUESTS, warmup: int = WARMU
 
 
 def boto3_call(url: str):
-    client = stages.runtime_client(url)
+    client = runtime_client(url)
     return lambda body: client.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=body)["Body"].read()
 
 
@@ -198,7 +200,7 @@ def print_batch(rows: int, transform_s: float, in_process_s: float, startup_s: f
 # --- the run -----------------------------------------------------------------------------
 def main():
     spec = load_pipeline("vertebral_column")
-    env = stages.local_environment()
+    env = LocalTarget().environment()
     run = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
     endpoint, bare = None, None
     try:

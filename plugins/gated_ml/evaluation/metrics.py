@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-from gated_ml.spec import LOWER_IS_BETTER
+from gated_ml.metric_names import LOWER_IS_BETTER
 
 
 def _check_binary(y_true, y_score):

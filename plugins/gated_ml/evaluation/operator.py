@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
-from airflow.sdk.exceptions import AirflowFailException
 
 REPORT_ROUTE = "/gated-ml/reports"
 
@@ -37,14 +36,13 @@ class EvaluateModelOperator(BaseOperator):
         self.chosen, self.model, self.code = chosen, model, code
 
     def execute(self, context):
-        from gated_ml import stages
+        from gated_ml.errors import airflow_outcome
+        from gated_ml.evaluation.stage import evaluate
         from gated_ml.job_requests import Run
         from gated_ml.spec import load_pipeline
+        from gated_ml.targets import configured
 
         spec = load_pipeline(self.pipeline)
         model = {**self.chosen, **self.model}
-        try:
-            return stages.evaluate(spec, stages.environment(), Run.from_context(context), self.test_output,
-                                   self.validation_output, self.champion_output, model, self.code)
-        except (stages.ModelGateFailed, stages.StageError) as e:
-            raise AirflowFailException(str(e)) from None
+        run = Run.from_context(context)
+        return airflow_outcome(evaluate)(spec, configured().environment(), run, self.test_output, self.validation_output, self.champion_output, model, self.code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gated_ml.evaluation import metrics as m
+from gated_ml.metric_names import evaluation_metrics
 from gated_ml.spec import PipelineSpec
 
 
@@ -55,9 +56,4 @@ def decide(spec: PipelineSpec, test, validation=None, champion_test=None, champi
 
 
 def headline(spec: PipelineSpec, metrics: dict) -> dict:
-    keys = {
-        "binary_classification": ("roc_auc", "pr_auc", "f1", "accuracy", "sensitivity", "specificity", "precision", "log_loss"),
-        "multiclass_classification": ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"),
-        "regression": ("rmse", "mae", "r2", "mse", "within_0_5", "within_1_0"),
-    }[spec.problem_type]
-    return {k: metrics[k] for k in keys}
+    return {k: metrics[k] for k in evaluation_metrics(spec.problem_type)}

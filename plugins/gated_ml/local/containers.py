@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gated_ml
+from gated_ml.errors import ContainerError
 from gated_ml.lake import local_path
 
 PLUGINS_DIR = Path(gated_ml.__file__).resolve().parents[1]
-
-
-class ContainerError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,10 @@ import json
 import logging
 from pathlib import Path
 
+from gated_ml.errors import ResourceInUse
 from gated_ml.lake import atomic_write, lake_root
 
 log = logging.getLogger(__name__)
-
-
-class ResourceInUse(RuntimeError):
-    """Like the API's ``ResourceInUse``: a resource of that name already exists."""
 
 
 def now() -> str:

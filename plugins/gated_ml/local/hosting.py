@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
+from gated_ml.errors import ResourceNotFound
 from gated_ml.local import containers
 from gated_ml.local.control_plane import ControlPlane, now
 from gated_ml.validation import validate_request
@@ -39,7 +40,7 @@ def create_endpoint_config(req: dict, control: ControlPlane | None = None) -> di
         return existing
     for v in req["ProductionVariants"]:
         if control.get("models", v["ModelName"]) is None:
-            raise ValueError(f"endpoint config {name}: model {v['ModelName']} does not exist")
+            raise ResourceNotFound(f"endpoint config {name}: model {v['ModelName']} does not exist")
     return control.put("endpoint-configs", name, {**req, "Request": req, "EndpointConfigArn": control.arn("endpoint-configs", name), "CreationTime": now()})
 
 
@@ -63,7 +64,7 @@ def create_or_update_endpoint(req: dict, control: ControlPlane | None = None, ve
     name, config_name = req["EndpointName"], req["EndpointConfigName"]
     config = control.get("endpoint-configs", config_name)
     if config is None:
-        raise ValueError(f"endpoint config {config_name} does not exist")
+        raise ResourceNotFound(f"endpoint config {config_name} does not exist")
     model = control.get("models", config["ProductionVariants"][0]["ModelName"])
     old = describe_endpoint(name, control)
     if old and old["EndpointConfigName"] == config_name and old["EndpointStatus"] == "InService":
@@ -122,3 +123,17 @@ def delete_endpoint(name: str, control: ControlPlane | None = None) -> bool:
     _stop_all(record)
     control.path("endpoints", name).unlink(missing_ok=True)
     return True
+
+
+def runtime_client(url: str, max_attempts: int = 3):
+    """A stock boto3 ``sagemaker-runtime`` client pointed at a local endpoint (``max_attempts=1``: no retries)."""
+    import boto3
+    from botocore.config import Config
+
+    from gated_ml.settings import region
+
+    return boto3.client(
+        "sagemaker-runtime", endpoint_url=url, region_name=region(),
+        aws_access_key_id="local", aws_secret_access_key="local",  # loopback only: the server ignores signatures
+        config=Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}),
+    )

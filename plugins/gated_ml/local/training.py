@@ -161,10 +161,3 @@ def run_training_job(req: dict, control: ControlPlane | None = None, num_cpus: i
     else:
         record["FailureReason"] = reason
     return control.put(KIND, name, record)
-
-
-def objective_value(describe: dict, metric_name: str) -> float | None:
-    for m in describe.get("FinalMetricDataList", []):
-        if m["MetricName"] == metric_name:
-            return m["Value"]
-    return None

@@ -20,6 +20,7 @@ import re
 import urllib.request
 from pathlib import Path
 
+from gated_ml.errors import TransformError
 from gated_ml.lake import atomic_write, local_path
 from gated_ml.local import containers, s3
 from gated_ml.local.control_plane import ControlPlane, now
@@ -28,10 +29,6 @@ from gated_ml.validation import validate_request
 log = logging.getLogger(__name__)
 KIND = "transform-jobs"
 _FILTER = re.compile(r"^\$(\[(?P<items>[-0-9:, ]+)\])?$")
-
-
-class TransformError(RuntimeError):
-    pass
 
 
 def csv_filter(expression: str | None):

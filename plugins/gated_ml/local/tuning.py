@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 
+from gated_ml.job_requests import final_metric
 from gated_ml.local.control_plane import ControlPlane, now
-from gated_ml.local.training import objective_value, run_training_job
+from gated_ml.local.training import run_training_job
 from gated_ml.validation import validate_request
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
         job = trial_name(name, trial.number + 1, tuned)
         request = {"TrainingJobName": job, "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned}, **base}
         describe = run_training_job(request, control, num_cpus=cpus_per_trial, echo=False)
-        value = objective_value(describe, objective["MetricName"])
+        value = final_metric(describe, objective["MetricName"])
         log.info("trial %s: %s %s=%s with %s", job, describe["TrainingJobStatus"], objective["MetricName"], value, tuned)
         return {
             "TrainingJobName": job,

@@ -13,11 +13,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from gated_ml.errors import Fault
+
 log = logging.getLogger(__name__)
-
-
-class GateFailed(Exception):
-    """A critical expectation failed: the batch must not go further."""
 
 
 @dataclass
@@ -133,23 +131,13 @@ def run_checkpoint(gate: str, expectations: list[dict], frame, docs_dir=None) ->
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     ctx = _context()
-    for store in (ctx.checkpoints, ctx.validation_definitions, ctx.suites):
-        try:
+    for store in (ctx.checkpoints, ctx.validation_definitions, ctx.suites):  # a gate run again in this process
+        if gate in {item.name for item in store.all()}:
             store.delete(gate)
-        except Exception:
-            pass
-    try:
-        ds = ctx.data_sources.get("frames")
-    except Exception:
-        ds = ctx.data_sources.add_pandas("frames")
-    try:
-        asset = ds.get_asset(gate)
-    except Exception:
-        asset = ds.add_dataframe_asset(gate)
-    try:
-        batch = asset.get_batch_definition("whole")
-    except Exception:
-        batch = asset.add_batch_definition_whole_dataframe("whole")
+    ds = ctx.data_sources.all().get("frames") or ctx.data_sources.add_pandas("frames")
+    asset = ds.get_asset(gate) if gate in ds.get_asset_names() else ds.add_dataframe_asset(gate)
+    known = {b.name: b for b in asset.batch_definitions}
+    batch = known.get("whole") or asset.add_batch_definition_whole_dataframe("whole")
     suite = gx.ExpectationSuite(name=gate)
     first_of: dict[int, int] = {}  # GX keeps one of identical expectations: map each to the kept one
     seen: dict[str, int] = {}
@@ -173,7 +161,7 @@ def run_checkpoint(gate: str, expectations: list[dict], frame, docs_dir=None) ->
     findings = []
     by_index = {r.expectation_config.meta["index"]: r for r in validation.results}
     if sorted(by_index) != sorted(set(first_of.values())):
-        raise RuntimeError(f"gate {gate}: GX returned results for expectations {sorted(by_index)} of {len(expectations)}")
+        raise Fault(f"gate {gate}: GX returned results for expectations {sorted(by_index)} of {len(expectations)}")
     for i, cfg in enumerate(expectations):
         res = by_index[first_of[i]]
         if res.exception_info.get("raised_exception"):

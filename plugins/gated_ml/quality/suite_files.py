@@ -13,12 +13,9 @@ import json
 from pathlib import Path
 
 from gated_ml import settings
+from gated_ml.errors import StaleSuite
 from gated_ml.quality import suites
 from gated_ml.spec import PROJECT_ROOT, PipelineSpec
-
-
-class StaleSuite(RuntimeError):
-    """A suite file no longer matches its spec."""
 
 
 def gx_dir() -> Path:

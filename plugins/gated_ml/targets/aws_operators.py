@@ -1,11 +1,11 @@
-"""Provider operators with what this project needs on top.
+"""The Amazon provider's operators with what this project needs on top (used by the `aws` target).
 
 SageMaker operators that re-attach to a job instead of starting it twice:
 
 The provider's ``action_if_job_exists="timestamp"`` starts a *second* job under a new
 name when the first still runs. Here the request task of a retry names the job of an
 earlier attempt when that job is still running or completed (see
-:func:`gated_ml.aws.attempt_run`), and these operators, finding the job, wait for it
+:meth:`gated_ml.targets.aws.AwsTarget.attempt_request`), and these operators, finding the job, wait for it
 (re-attach) or reuse it (completed) instead of creating it again. A job that failed or
 was stopped is not reused: the retry starts its own, under its own name.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from airflow.providers.amazon.aws.operators.glue_catalog import GlueCatalogCreatePartitionOperator, GlueCatalogCreateTableOperator
 from airflow.providers.amazon.aws.operators.sagemaker import (
+    SageMakerRegisterModelVersionOperator,
     SageMakerTrainingOperator,
     SageMakerTransformOperator,
     SageMakerTuningOperator,
@@ -79,3 +80,13 @@ class CatalogPartitionOperator(GlueCatalogCreatePartitionOperator):
     """The provider's operator with ``partition_input`` templated (the partition of the run's ``ds``)."""
 
     template_fields = (*GlueCatalogCreatePartitionOperator.template_fields, "partition_input")
+
+
+class RegisterModelVersionOperator(SageMakerRegisterModelVersionOperator):
+    """The provider's operator with ``extras`` templated: the whole ``CreateModelPackage`` request is built at run time.
+
+    ``extras`` overrides the operator's own request fields, so the package carries the
+    request's container environment, approval status and metadata, not the operator's defaults.
+    """
+
+    template_fields = (*SageMakerRegisterModelVersionOperator.template_fields, "extras")

@@ -1,0 +1,110 @@
+"""The project's errors, in two families that decide whether Airflow retries a task.
+
+- :class:`Refusal`: the input, the spec or the model is not acceptable. Retrying cannot
+  change the answer (the data will be the same), so the task fails at once, without retry,
+  and says why. Gates, the model gate, a stale suite file, a request AWS would reject, a
+  Glue script that refused its batch, a job whose own code failed.
+- :class:`Fault`: something broke that may work on a second try (a process that did not
+  start, a port, a service error). The task fails and Airflow retries it.
+- :class:`Skip`: not an error: this task has nothing to do for this run (a model waiting
+  for approval is not deployed); the task is marked skipped.
+
+Every module imports its error classes from here, at the top; this module imports nothing
+heavy, so it is safe at DAG parse time. :func:`airflow_outcome` maps the families onto
+Airflow's exceptions in one place, for every task the factory builds.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+class Refusal(Exception):
+    """Not acceptable as it is: fail the task without retry."""
+
+
+class Fault(RuntimeError):
+    """A failure a retry may cure: fail the task and let Airflow retry it."""
+
+
+class Skip(Exception):  # noqa: N818 (not an error: the task is skipped)
+    """Nothing to do for this run: the task is skipped, with the reason in its log."""
+
+
+# --- refusals ---------------------------------------------------------------------------
+class SpecError(Refusal, ValueError):
+    """A pipeline spec that cannot be used; the message names the file, the field and what is allowed."""
+
+
+class RequestValidationError(Refusal, ValueError):
+    """A request AWS would reject (botocore's service model), found before it is sent."""
+
+
+class GateFailed(Refusal):
+    """A critical expectation failed: the batch must not go further."""
+
+
+class StaleSuite(Refusal):
+    """A suite file in ``great_expectations/expectations/`` differs from what its spec generates."""
+
+
+class ModelGateFailed(Refusal):
+    """The model is not good enough to deploy."""
+
+
+class StageError(Refusal):
+    """A stage could not produce its output from this input; the message says why."""
+
+
+class JobFailed(Refusal):
+    """A job ended Failed because of its own input or code (SageMaker ``ClientError``, a Glue script's refusal)."""
+
+
+class ResourceNotFound(Refusal):
+    """A request names a model, config or job that does not exist (SageMaker's ``ValidationException``)."""
+
+
+class ResourceInUse(Refusal):
+    """A name is taken by a different request (SageMaker's ``ResourceInUse``)."""
+
+
+class SmokeTestFailed(Refusal):
+    """The endpoint does not answer as batch transform does: it must not take traffic."""
+
+
+# --- faults -----------------------------------------------------------------------------
+class ContainerError(Fault):
+    """A local container (model server, router) did not start or stay healthy."""
+
+
+class TransformError(Fault):
+    """A batch transform could not be completed."""
+
+
+class GlueJobFault(Fault):
+    """A Glue job run failed for a reason that is not its data (out of memory, a lost executor)."""
+
+
+# --- skips ------------------------------------------------------------------------------
+class SkipDeployment(Skip):
+    """This run's model is not to be deployed (pending approval, or a newer model serves)."""
+
+
+def airflow_outcome(fn):
+    """Run ``fn``; a :class:`Refusal` fails the task without retry, a :class:`Skip` skips it.
+
+    A :class:`Fault` (and anything unexpected) propagates unchanged, so Airflow retries it.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        try:
+            return fn(*args, **kwargs)
+        except Refusal as e:
+            raise AirflowFailException(str(e)) from None
+        except Skip as e:
+            raise AirflowSkipException(str(e)) from None
+
+    return wrapper

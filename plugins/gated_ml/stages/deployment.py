@@ -1,0 +1,94 @@
+"""Deployment: the endpoint request, the smoke test, and the model package in the registry.
+
+A model is deployed only when the model gate approved it and no model trained on newer data
+serves (:func:`check_deployable`). The smoke test sends test rows through a stock boto3
+``sagemaker-runtime`` client and requires the endpoint's answers to equal batch
+transform's (:func:`check_agreement`): targets run it before a new model takes traffic
+(``Step.check``) and the ``smoke_test_endpoint`` task runs it again through the public
+endpoint. The model is crowned champion in the registry when its endpoint serves.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gated_ml import job_requests as jr
+from gated_ml.errors import SkipDeployment, SmokeTestFailed
+from gated_ml.evaluation import registry
+from gated_ml.evaluation.predictions import read_predictions
+from gated_ml.job_requests import Environment, Run
+from gated_ml.spec import PipelineSpec
+from gated_ml.stages.data import test_records
+from gated_ml.steps import Step
+
+log = logging.getLogger(__name__)
+
+
+def check_deployable(spec: PipelineSpec, env: Environment, run: Run, evaluation: dict) -> None:
+    """Raise :class:`SkipDeployment` unless this run's model is approved and no newer model serves."""
+    if evaluation["decision"] != "Approved":
+        raise SkipDeployment(f"model version {evaluation['version']} is {evaluation['decision']}: not deployed")
+    champ = registry.champion(spec, env)
+    if champ is not None and champ["ds"] > run.ds:
+        raise SkipDeployment(f"a newer model (version {champ['version']}, ds={champ['ds']}) serves: a backfill of ds={run.ds} never replaces it")
+
+
+def check_agreement(spec: PipelineSpec, env: Environment, run: Run, client, output_uris: list[str]) -> int:
+    """Invoke the endpoint through a boto3 ``sagemaker-runtime`` client with test rows; the answers must equal batch transform's."""
+    import numpy as np
+
+    n = spec.endpoint.smoke_test_rows
+    test_lines = test_records(spec, env, run)[:n]
+    body = "".join(line.split(",", 1)[1] + "\n" for line in test_lines)  # drop the label, as InputFilter $[1:] does
+    response = client.invoke_endpoint(EndpointName=jr.endpoint_name(spec), ContentType="text/csv", Accept="text/csv", Body=body.encode())
+    answers = [l for l in response["Body"].read().decode().splitlines() if l.strip()]
+    expected = read_predictions(spec, output_uris)["prediction"].tolist()[: len(test_lines)]
+    if len(answers) != len(test_lines):
+        raise SmokeTestFailed(f"smoke test: the endpoint answered {len(answers)} predictions for {len(test_lines)} rows")
+    if spec.problem_type == "multiclass_classification":
+        agree = [a == str(e) for a, e in zip(answers, expected)]
+    else:
+        agree = list(np.isclose([float(a) for a in answers], [float(e) for e in expected], rtol=1e-6, atol=1e-6))
+    if not all(agree):
+        bad = [i for i, ok in enumerate(agree) if not ok]
+        raise SmokeTestFailed(f"smoke test: endpoint and batch transform disagree on test rows {bad}: {[answers[i] for i in bad]} vs {[expected[i] for i in bad]}")
+    return len(answers)
+
+
+def endpoint_request(spec: PipelineSpec, env: Environment, run: Run, model: dict, evaluation: dict, transformed: dict) -> dict:
+    """``CreateEndpointConfig`` for this run's model and ``CreateEndpoint`` (or its update) pointing at it."""
+    check_deployable(spec, env, run, evaluation)
+    config = jr.endpoint_config(spec, run, model["model_name"])
+    return {"EndpointConfig": config, "Endpoint": jr.endpoint(spec, config["EndpointConfigName"])}
+
+
+def endpoint_result(spec: PipelineSpec, env: Environment, run: Run, request: dict, describe: dict | None, *, evaluation: dict, **inputs) -> dict:
+    """The endpoint serves this run's model: crown it in the registry."""
+    config = request["EndpointConfig"]["EndpointConfigName"]
+    registry.crown(spec, env, evaluation["version"], config)
+    return {"endpoint_name": request["Endpoint"]["EndpointName"], "endpoint_config": config, "url": (describe or {}).get("Url"), "version": evaluation["version"]}
+
+
+def smoke_check(spec: PipelineSpec, env: Environment, run: Run, client, *, transformed: dict, **inputs) -> int:
+    return check_agreement(spec, env, run, client, transformed["output_uris"])
+
+
+DEPLOY_ENDPOINT = Step("deploy_endpoint", endpoint_request, endpoint_result, check=smoke_check)
+
+
+def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, output_uris: list[str], client) -> dict:
+    """The deployed endpoint, through its public address, agrees with batch transform."""
+    rows = check_agreement(spec, env, run, client, output_uris)
+    log.info("smoke test: %d rows, endpoint %s agrees with batch transform", rows, endpoint["endpoint_name"])
+    return {"rows": rows, "agree": True}
+
+
+def package_request(spec: PipelineSpec, env: Environment, run: Run, chosen: dict, evaluation: dict, code: dict) -> dict:
+    return jr.model_package(spec, env, run, chosen["model_data"], code["sourcedir_uri"], evaluation["version"], evaluation["decision"])
+
+
+def package_result(spec: PipelineSpec, env: Environment, run: Run, request: dict, describe: dict | None, **inputs) -> dict:
+    return {"model_package_group": request["ModelPackageGroupName"], "approval": request["ModelApprovalStatus"]}
+
+
+REGISTER_MODEL_VERSION = Step("register_model_version", package_request, package_result)

@@ -1,0 +1,237 @@
+"""The `aws` target: every verb through the Amazon provider's operators (on AWS, or on an emulator).
+
+For each verb, :data:`VERBS` holds once what it needs: the operator(s) built at parse time,
+the operator arguments taken from the request at run time, the Describe call that reads the
+answer afterwards, and how to find an earlier attempt's job. :meth:`AwsTarget.task` builds
+the same three-part shape for every step:
+
+    <task_id>_request  →  provider operator(s), the main one named <task_id>  →  <task_id>_result
+
+The request task builds and validates the request when the run starts (never at parse
+time); the operators wait deferrably by default and push no XCom; the result task reads the
+Describe answer through the same stage function the `local` target uses.
+
+Nothing here runs at parse time but operator construction. The bucket and the role ARNs
+come from Airflow Variables (``gated_ml_bucket``, ``gated_ml_sagemaker_role_arn``,
+``gated_ml_glue_role_arn``), the region from the AWS connection (``[gated_ml] aws_conn_id``),
+the XGBoost image URI from the ``sagemaker`` SDK for that region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from gated_ml import settings
+from gated_ml.errors import Skip, airflow_outcome
+from gated_ml.targets.base import StepTasks, Target, current_run
+
+RUNNING_OR_DONE = ("InProgress", "Stopping", "Completed")
+
+
+def _waiting(spec) -> dict:
+    """Waiting settings of the SageMaker operators: deferrable by default, limits sized for long jobs."""
+    return {
+        "aws_conn_id": settings.aws_conn_id(),
+        "wait_for_completion": True,
+        "deferrable": settings.deferrable(),
+        "check_interval": settings.poll_seconds(),
+        "max_ingestion_time": spec.training.max_runtime_seconds * max(1, spec.tuning.max_jobs // spec.tuning.max_parallel + 1),
+        "do_xcom_push": False,  # whole Describe* answers stay out of XCom; the result task reads what is needed
+    }
+
+
+# --- per verb: operators (parse time), their arguments and the answer (run time) -------------
+def _glue_operators(task_id, out, spec):
+    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+    return [GlueJobOperator(
+        task_id=task_id, job_name=out["job_name"], script_location=out["script_location"], iam_role_arn=out["iam_role_arn"],
+        create_job_kwargs=out["create_job_kwargs"], script_args=out["script_args"], update_config=True,
+        wait_for_completion=True, deferrable=settings.deferrable(), job_poll_interval=settings.poll_seconds(), aws_conn_id=settings.aws_conn_id(),
+    )]
+
+
+def _glue_arguments(request: dict) -> dict:
+    create, start = request["CreateJob"], request["StartJobRun"]
+    kwargs = {k: create[k] for k in ("GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "DefaultArguments", "Tags")}
+    return {"job_name": create["Name"], "script_location": create["Command"]["ScriptLocation"], "iam_role_arn": create["Role"],
+            "create_job_kwargs": kwargs, "script_args": start["Arguments"]}
+
+
+def _catalog_operators(task_id, out, spec):
+    from airflow.providers.amazon.aws.operators.glue_catalog import GlueCatalogCreateDatabaseOperator
+
+    from gated_ml.targets.aws_operators import CatalogPartitionOperator, CatalogTableOperator
+
+    conn = {"aws_conn_id": settings.aws_conn_id()}
+    where = {"database_name": out["database_name"], "table_name": out["table_name"]}
+    return [
+        GlueCatalogCreateDatabaseOperator(task_id="catalog_database", database_name=out["database_name"], if_exists="skip", **conn),
+        CatalogTableOperator(task_id="catalog_table", table_input=out["table_input"], if_exists="skip", **where, **conn),
+        CatalogPartitionOperator(task_id=task_id, partition_input=out["partition_input"], if_exists="skip", **where, **conn),
+    ]
+
+
+def _catalog_arguments(request: dict) -> dict:
+    table, partition = request["CreateTable"], request["CreatePartition"]
+    return {"database_name": table["DatabaseName"], "table_name": table["TableInput"]["Name"],
+            "table_input": table["TableInput"], "partition_input": partition["PartitionInput"]}
+
+
+def _train_operators(task_id, out, spec):
+    from gated_ml.targets.aws_operators import ReattachingTrainingOperator
+
+    return [ReattachingTrainingOperator(task_id=task_id, config=out["config"], action_if_job_exists="fail", print_log=False, **_waiting(spec))]
+
+
+def _tune_operators(task_id, out, spec):
+    from gated_ml.targets.aws_operators import ReattachingTuningOperator
+
+    return [ReattachingTuningOperator(task_id=task_id, config=out["config"], **_waiting(spec))]
+
+
+def _model_operators(task_id, out, spec):
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerModelOperator
+
+    return [SageMakerModelOperator(task_id=task_id, config=out["config"], aws_conn_id=settings.aws_conn_id(), do_xcom_push=False)]
+
+
+def _transform_operators(task_id, out, spec):
+    from gated_ml.targets.aws_operators import ReattachingTransformOperator
+
+    return [ReattachingTransformOperator(task_id=task_id, config=out["config"], action_if_job_exists="fail", check_if_model_exists=False, **_waiting(spec))]
+
+
+def _endpoint_operators(task_id, out, spec):
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
+
+    # "create" falls back to an update (to the new endpoint config) when the endpoint exists
+    return [SageMakerEndpointOperator(task_id=task_id, config=out["config"], operation="create", **_waiting(spec))]
+
+
+def _package_operators(task_id, out, spec):
+    from gated_ml.targets.aws_operators import RegisterModelVersionOperator
+
+    return [RegisterModelVersionOperator(
+        task_id=task_id, image_uri=out["image_uri"], model_url=out["model_url"], package_group_name=out["group"],
+        package_desc=out["description"], extras=out["extras"], aws_conn_id=settings.aws_conn_id(),
+    )]
+
+
+def _package_arguments(request: dict) -> dict:
+    container = request["InferenceSpecification"]["Containers"][0]
+    return {"image_uri": container["Image"], "model_url": container["ModelDataUrl"], "group": request["ModelPackageGroupName"],
+            "description": request["ModelPackageDescription"], "extras": {k: v for k, v in request.items() if k != "ModelPackageGroupName"}}
+
+
+@dataclass(frozen=True)
+class AwsVerb:
+    """What one verb needs on `aws`; see the module docstring."""
+
+    operators: Callable  # (task_id, request-task output, spec) -> [operator, ...], chained in order, the last named task_id
+    arguments: Callable[[dict], dict] = lambda request: {"config": request}
+    describe: Callable | None = None  # (sagemaker client, request) -> the Describe answer after the operators
+    job_status: str | None = None  # the Describe answer's status key, for re-attaching to an earlier attempt's job
+
+
+VERBS: dict[str, AwsVerb] = {
+    "run_glue_job": AwsVerb(_glue_operators, _glue_arguments),
+    "register_partition": AwsVerb(_catalog_operators, _catalog_arguments),
+    "train": AwsVerb(_train_operators, describe=lambda c, r: c.describe_training_job(TrainingJobName=r["TrainingJobName"]), job_status="TrainingJobStatus"),
+    "tune": AwsVerb(_tune_operators, describe=lambda c, r: c.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=r["HyperParameterTuningJobName"]),
+                    job_status="HyperParameterTuningJobStatus"),
+    "create_model": AwsVerb(_model_operators),
+    "transform": AwsVerb(_transform_operators, lambda request: {"config": {"Transform": request}},
+                         describe=lambda c, r: c.describe_transform_job(TransformJobName=r["TransformJobName"]), job_status="TransformJobStatus"),
+    "deploy_endpoint": AwsVerb(_endpoint_operators, describe=lambda c, r: c.describe_endpoint(EndpointName=r["Endpoint"]["EndpointName"])),
+    "register_model_version": AwsVerb(_package_operators, _package_arguments),
+}
+
+
+class AwsTarget(Target):
+    name = "aws"
+
+    # --- run time ---------------------------------------------------------------------
+    @staticmethod
+    def client(service: str):
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(aws_conn_id=settings.aws_conn_id(), client_type=service).conn
+
+    def region(self) -> str:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(aws_conn_id=settings.aws_conn_id(), client_type="sts").region_name or settings.region()
+
+    def environment(self):
+        from airflow.sdk import Variable
+        from sagemaker.core import image_uris
+
+        from gated_ml.job_requests import XGBOOST_FRAMEWORK_VERSION, Environment
+
+        return Environment(
+            bucket=Variable.get("gated_ml_bucket"),
+            role_arn=Variable.get("gated_ml_sagemaker_role_arn"),
+            glue_role_arn=Variable.get("gated_ml_glue_role_arn"),
+            image_uri=image_uris.retrieve("xgboost", region=self.region(), version=XGBOOST_FRAMEWORK_VERSION),
+        )
+
+    def runtime_client(self, endpoint: dict):
+        return self.client("sagemaker-runtime")
+
+    def attempt_request(self, step, spec, env, run, **inputs) -> dict | None:
+        """This attempt's request, or an earlier try's when that try's job still runs or completed.
+
+        Builders are pure, so building the request with the earlier try's run gives exactly
+        the request that try sent; the re-attaching operators then wait for or reuse its job
+        instead of starting a second one.
+        """
+        from botocore.exceptions import ClientError
+
+        from gated_ml.job_requests import Run
+
+        request = step.request(spec, env, run, **inputs)
+        verb = VERBS[step.verb]
+        if request is None or verb.job_status is None:
+            return request
+        sagemaker = self.client("sagemaker")
+        for try_number in range(run.try_number - 1, 0, -1):
+            earlier = step.request(spec, env, Run(run.logical_date, try_number), **inputs)
+            try:
+                status = verb.describe(sagemaker, earlier)[verb.job_status]
+            except ClientError:  # that try never created its job
+                continue
+            if status in RUNNING_OR_DONE:
+                return earlier
+        return request
+
+    # --- parse time -------------------------------------------------------------------
+    def task(self, step, spec, task_id: str, **inputs):
+        from airflow.sdk import chain, task
+
+        verb = VERBS[step.verb]
+
+        @task(task_id=f"{task_id}_request", multiple_outputs=True)
+        @airflow_outcome
+        def build_request(**inputs):
+            request = self.attempt_request(step, spec, self.environment(), current_run(), **inputs)
+            if request is None:
+                raise Skip(f"{step.verb}: nothing to do for this run")
+            return {"request": request, **verb.arguments(request)}
+
+        # an optional step's skipped request still gives downstream a result: None
+        @task(task_id=f"{task_id}_result", trigger_rule="none_failed" if step.optional else "all_success")
+        @airflow_outcome
+        def read_result(built: dict | None, **inputs):
+            if built is None:
+                return None
+            request = built["request"]
+            describe = verb.describe(self.client("sagemaker"), request) if verb.describe else None
+            return step.result(spec, self.environment(), current_run(), request, describe, **inputs)
+
+        built = build_request(**inputs)
+        operators = verb.operators(task_id, built, spec)
+        result = read_result(built, **inputs)
+        chain(built, *operators, result)
+        return StepTasks(head=built, output=result)
