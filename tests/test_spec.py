@@ -26,6 +26,15 @@ def test_bundled_spec_loads(spec):
         ("scaling: Logarithmic}", "scaling: Exponential}", "tuning.ranges.eta.continuous.scaling", "Logarithmic"),
         ("max_depth: {type: integer, min: 2, max: 6}", "max_depth: {type: integer, min: 6, max: 2}", "tuning.ranges", "must be below max"),
         ("  positive_class: Abnormal", "  positive_class: Sick", "(top level)", "positive_class"),
+        # metric names: every one must be a metric this problem type produces
+        ("    roc_auc: 0.85", "    auc: 0.85", "evaluation.thresholds.auc", "the evaluation name of 'auc' is 'roc_auc'"),
+        ("    roc_auc: 0.85", "    rocauc: 0.85", "evaluation.thresholds.rocauc", "use one of ['roc_auc', 'pr_auc'"),
+        ("    roc_auc: 0.85", "    rmse: 0.85", "evaluation.thresholds.rmse", "not an evaluation metric of binary_classification"),
+        ('objective_metric: "validation:logloss"', 'objective_metric: "validation:roc_auc"', "tuning.objective_metric",
+         "the training script reports it as ['auc']"),
+        ('objective_metric: "validation:logloss"', 'objective_metric: "valid:logloss"', "tuning.objective_metric", "'validation:logloss'"),
+        ("objective_type: Minimize", "objective_type: Maximize", "tuning.objective_type", "better when lower; use Minimize"),
+        ("  decision_threshold: 0.5", "  decision_threshold: 0.5\n  champion_metric: macro_f1", "evaluation.champion_metric", "use one of"),
     ],
 )
 def test_invalid_spec_names_file_field_and_allowed(tmp_path, old, new, field, hint):
@@ -61,3 +70,41 @@ def test_invalid_spec_fails_dag_parsing_with_its_message(tmp_path, monkeypatch):
     assert not bag.dags
     (error,) = bag.import_errors.values()
     assert "vertebral_column.yaml" in error and "problem_type" in error and "clustering" in error
+
+
+def test_one_bad_spec_breaks_only_its_own_dag(tmp_path, monkeypatch):
+    """Two bad specs among good ones: both are named in the import error, every good pipeline's DAG loads."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    specs = tmp_path / "specs"
+    for good in ("wine_quality", "car_evaluation"):
+        write_spec(specs, (ROOT / "include" / "pipelines" / f"{good}.yaml").read_text(), name=good)
+    write_spec(specs, GOOD.replace("    roc_auc: 0.85", "    auc: 0.85"))
+    write_spec(specs, "name: broken\ndescription: [unclosed", name="broken")
+    monkeypatch.setenv("AIRFLOW__GATED_ML__SPEC_DIR", str(specs))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert set(bag.dag_ids) == {"wine_quality", "car_evaluation"}
+    (error,) = bag.import_errors.values()
+    assert "vertebral_column.yaml" in error and "evaluation.thresholds.auc" in error and "'roc_auc'" in error
+    assert "broken.yaml" in error and "not valid YAML" in error
+
+
+@pytest.mark.parametrize("name", ["vertebral_column", "wine_quality", "car_evaluation"])
+def test_bundled_specs_name_only_metrics_their_problem_type_produces(name):
+    from gated_ml import job_requests as jr
+    from gated_ml.metric_names import evaluation_metrics
+    from gated_ml.spec import load_pipeline
+
+    spec = load_pipeline(name)
+    assert set(spec.evaluation.thresholds) <= set(evaluation_metrics(spec.problem_type))
+    assert spec.tuning.objective_metric in [d["Name"] for d in jr.metric_definitions(spec)]
+
+
+def test_the_tuning_request_refuses_an_objective_its_metric_definitions_lack(spec, env, run):
+    """A spec object built around validation still cannot send SageMaker an undefined objective."""
+    from gated_ml import job_requests as jr
+    from gated_ml.errors import RequestValidationError
+
+    odd = spec.model_copy(update={"tuning": spec.tuning.model_copy(update={"objective_metric": "validation:f1"})})
+    with pytest.raises(RequestValidationError, match="'validation:f1' is not among the request's MetricDefinitions"):
+        jr.tuning_job(odd, env, run, "s3://b/code/sourcedir.tar.gz")

@@ -35,10 +35,10 @@ def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
 
     @task(task_id=task_id)
     @airflow_outcome
-    def run_stage(**inputs):
+    def run_stage(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
         return fn(spec, target.environment(), current_run(), **inputs)
 
-    return run_stage(**inputs)
+    return run_stage(inputs)
 
 
 # --- the task groups, in pipeline order --------------------------------------------------

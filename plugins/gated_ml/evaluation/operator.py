@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
+from gated_ml.errors import airflow_outcome
+
 REPORT_ROUTE = "/gated-ml/reports"
 
 
@@ -36,7 +38,6 @@ class EvaluateModelOperator(BaseOperator):
         self.chosen, self.model, self.code = chosen, model, code
 
     def execute(self, context):
-        from gated_ml.errors import airflow_outcome
         from gated_ml.evaluation.stage import evaluate
         from gated_ml.job_requests import Run
         from gated_ml.spec import load_pipeline

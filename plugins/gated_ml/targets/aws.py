@@ -214,7 +214,7 @@ class AwsTarget(Target):
 
         @task(task_id=f"{task_id}_request", multiple_outputs=True)
         @airflow_outcome
-        def build_request(**inputs):
+        def build_request(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
             request = self.attempt_request(step, spec, self.environment(), current_run(), **inputs)
             if request is None:
                 raise Skip(f"{step.verb}: nothing to do for this run")
@@ -223,15 +223,15 @@ class AwsTarget(Target):
         # an optional step's skipped request still gives downstream a result: None
         @task(task_id=f"{task_id}_result", trigger_rule="none_failed" if step.optional else "all_success")
         @airflow_outcome
-        def read_result(built: dict | None, **inputs):
+        def read_result(built: dict | None, inputs: dict):
             if built is None:
                 return None
             request = built["request"]
             describe = verb.describe(self.client("sagemaker"), request) if verb.describe else None
             return step.result(spec, self.environment(), current_run(), request, describe, **inputs)
 
-        built = build_request(**inputs)
+        built = build_request(inputs)
         operators = verb.operators(task_id, built, spec)
-        result = read_result(built, **inputs)
+        result = read_result(built, inputs)
         chain(built, *operators, result)
         return StepTasks(head=built, output=result)

@@ -7,7 +7,7 @@ Describe shapes; S3 URIs map to the local lake. The runners are imported when a 
 
 from __future__ import annotations
 
-from gated_ml.errors import airflow_outcome
+from gated_ml.errors import ResourceNotFound, airflow_outcome
 from gated_ml.targets.base import StepTasks, Target, current_run
 
 
@@ -51,10 +51,10 @@ class LocalTarget(Target):
 
         @task(task_id=task_id)
         @airflow_outcome
-        def run_locally(**inputs):
+        def run_locally(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
             return self.run_step(step, spec, self.environment(), current_run(), **inputs)
 
-        output = run_locally(**inputs)
+        output = run_locally(inputs)
         return StepTasks(head=output, output=output)
 
     # --- the verbs --------------------------------------------------------------------
@@ -84,7 +84,6 @@ class LocalTarget(Target):
         return create_model(request)
 
     def transform(self, request: dict) -> dict:
-        from gated_ml.errors import ResourceNotFound
         from gated_ml.local.control_plane import ControlPlane
         from gated_ml.local.transform import run_transform_job
 
