@@ -9,6 +9,7 @@ from gated_ml.local.glue import GlueJobError
 from gated_ml.spec import PipelineSpec
 
 ARFF = (stages.PROJECT_ROOT / "include/data/vertebral_column/column_2C_weka.arff").read_bytes()
+pytestmark = pytest.mark.slow  # every test runs the Glue ETL script on local Spark (starts a JVM)
 
 
 def _etl(spec, env, run, raw: bytes | None):
