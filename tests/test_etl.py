@@ -9,7 +9,6 @@ from gated_ml.local.glue import GlueJobError
 from gated_ml.spec import PipelineSpec
 
 ARFF = (stages.PROJECT_ROOT / "include/data/vertebral_column/column_2C_weka.arff").read_bytes()
-pytestmark = pytest.mark.slow  # every test runs the Glue ETL script on local Spark (starts a JVM)
 
 
 def _etl(spec, env, run, raw: bytes | None):
@@ -19,6 +18,7 @@ def _etl(spec, env, run, raw: bytes | None):
     return stages.etl(spec, env, run, code["glue_script_uri"])
 
 
+@pytest.mark.slow  # Glue ETL on local Spark (starts a JVM)
 def test_curates_the_real_file(lake, spec, env, run):
     import pandas as pd
 
@@ -37,6 +37,7 @@ def _spec_with_extra_column(spec) -> PipelineSpec:
     return PipelineSpec.model_validate(data)
 
 
+@pytest.mark.slow  # Glue ETL on local Spark (starts a JVM)
 @pytest.mark.parametrize(
     "case, raw, expected",
     [
