@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DS ?= 2026-11-01
 PIPELINE ?= vertebral_column
+RUFF := $(VENV)/bin/ruff
+LINT_PATHS := dags plugins include tests
 
 # Airflow runs embedded from this folder: SQLite metadata DB and the local lake live here.
 export AIRFLOW_HOME := $(CURDIR)/.airflow
@@ -15,13 +17,29 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__GATED_ML__LAKE_ROOT ?= $(CURDIR)/lake
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: demo test install airflow-db standalone stop-endpoint gx-suites promote-baseline bench lock clean
+.PHONY: demo test test-fast lint format install airflow-db standalone stop-endpoint gx-suites promote-baseline bench lock clean
 
 demo: install airflow-db
 	$(PY) -m gated_ml.cli demo --pipeline $(PIPELINE) --ds $(DS)
 
-test: install
+# Lint, then the whole suite (what CI runs).
+test: lint
 	$(PY) -m pytest
+
+# The unit tier: no whole-DAG runs (e2e), no Spark/GX/model-server start-ups (slow); under two minutes.
+test-fast: install
+	$(PY) -m pytest -m "not e2e and not slow"
+
+# Checks only: lint rules and formatting (settings in pyproject.toml).
+lint: install
+	$(RUFF) check $(LINT_PATHS)
+	$(RUFF) format --check $(LINT_PATHS)
+
+# Rewrites files: safe autofixes, then the formatter; then reports what is left to fix by hand.
+format: install
+	$(RUFF) check --fix-only $(LINT_PATHS)
+	$(RUFF) format $(LINT_PATHS)
+	$(RUFF) check $(LINT_PATHS)
 
 install: $(VENV)/.installed
 

@@ -20,6 +20,7 @@ def _etl(spec, env, run, raw: bytes | None):
     return LocalTarget().run_step(data.GLUE_ETL, spec, env, run, code=package_code(spec, env))
 
 
+@pytest.mark.slow  # Glue ETL on local Spark (starts a JVM)
 def test_curates_the_real_file(lake, spec, env, run):
     import pandas as pd
 
@@ -38,6 +39,7 @@ def _spec_with_extra_column(spec) -> PipelineSpec:
     return PipelineSpec.model_validate(data)
 
 
+@pytest.mark.slow  # Glue ETL on local Spark (starts a JVM)
 @pytest.mark.parametrize(
     "case, raw, expected",
     [

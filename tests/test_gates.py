@@ -29,6 +29,7 @@ from gated_ml.targets.local import LocalTarget
 ARFF = (ROOT / "include/data/vertebral_column/column_2C_weka.arff").read_text()
 HEADER, BODY = ARFF.split("@data")
 GOOD_DS = "2026-10-01"
+pytestmark = pytest.mark.slow  # every test needs the module's `world`: the data stages with Spark ETL and GX checkpoints
 
 
 def _run(ds):

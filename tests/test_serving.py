@@ -54,6 +54,7 @@ def test_csv_filters_follow_sagemaker_jsonpath():
         csv_filter("$.features")
 
 
+@pytest.mark.slow
 def test_batch_transform_joins_every_test_row_with_its_label(model):
     spec, env, run = model["spec"], model["env"], model["run"]
     describe = run_transform_job(jr.transform_job(spec, env, run, model["record"]["ModelName"]), model["record"])
@@ -67,6 +68,7 @@ def test_batch_transform_joins_every_test_row_with_its_label(model):
     assert all(len(r) == 2 and 0.0 <= float(r[1]) <= 1.0 for r in rows)
 
 
+@pytest.mark.slow
 def test_ping_and_both_invocation_paths(server, model):
     with urllib.request.urlopen(server.url + "/ping") as r:
         assert r.status == 200
@@ -76,6 +78,7 @@ def test_ping_and_both_invocation_paths(server, model):
     assert a[0] == b[0] == 200 and a[1] == b[1]
 
 
+@pytest.mark.slow
 def test_stock_boto3_runtime_client(server, model):
     client = hosting.runtime_client(server.url)
     rows = model["test"].iloc[:5, 1:]
@@ -88,6 +91,7 @@ def test_stock_boto3_runtime_client(server, model):
     assert json.loads(as_json["Body"].read())["predictions"] == pytest.approx([float(p) for p in preds])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "body, content_type, status, message",
     [
@@ -107,6 +111,7 @@ def test_bad_requests_get_a_4xx_with_a_message(server, body, content_type, statu
     assert containers.ping(server.url)  # still serving
 
 
+@pytest.mark.slow
 def test_bad_request_through_boto3_is_a_client_error(server):
     with pytest.raises(ClientError) as err:
         hosting.runtime_client(server.url).invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=b"1,2")
@@ -118,6 +123,7 @@ def _configs(model, n):
     return [hosting.create_endpoint_config(jr.endpoint_config(spec, jr.Run(run.logical_date, t), model["record"]["ModelName"])) for t in range(1, n + 1)]
 
 
+@pytest.mark.slow
 def test_endpoint_update_keeps_the_url_and_replaces_the_server(model):
     spec = model["spec"]
     first, second = _configs(model, 2)
@@ -132,6 +138,7 @@ def test_endpoint_update_keeps_the_url_and_replaces_the_server(model):
     assert hosting.describe_endpoint(spec.slug) is None and not containers.ping(b["Url"])
 
 
+@pytest.mark.slow
 def test_a_new_model_that_fails_its_smoke_test_never_takes_traffic(model):
     spec = model["spec"]
     first, second = _configs(model, 2)
@@ -150,6 +157,7 @@ def test_a_new_model_that_fails_its_smoke_test_never_takes_traffic(model):
         hosting.delete_endpoint(spec.slug)
 
 
+@pytest.mark.slow
 def test_no_request_fails_while_the_endpoint_is_updated(model):
     import threading
 

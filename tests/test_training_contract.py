@@ -92,6 +92,7 @@ def test_a_completed_job_is_reused_never_run_twice(probe_request):
         run_training_job(changed, echo=False)
 
 
+@pytest.mark.slow
 def test_real_entry_point_artifact_has_no_pickle(lake, spec, env, run):
     import pandas as pd
 
