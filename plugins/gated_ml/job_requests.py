@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gated_ml.lake import Locations
@@ -76,8 +77,12 @@ def glue_job_name(spec: PipelineSpec) -> str:
     return f"{spec.slug}-etl"
 
 
-def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str) -> dict:
-    """``glue.CreateJob``: the ETL job definition (Glue 5.0: Spark 3.5, Python 3.11)."""
+def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str, extra_py_files: Sequence[str] = ()) -> dict:
+    """``glue.CreateJob``: the ETL job definition (Glue 5.0: Spark 3.5, Python 3.11).
+
+    ``extra_py_files``: S3 URIs of Python modules the script imports (``raw_formats.py``).
+    """
+    extra = {"--extra-py-files": ",".join(extra_py_files)} if extra_py_files else {}
     req = {
         "Name": glue_job_name(spec),
         "Role": env.glue_role_arn,
@@ -87,7 +92,7 @@ def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str) -> di
         "NumberOfWorkers": 2,
         "Timeout": 60,
         "MaxRetries": 0,
-        "DefaultArguments": {"--job-language": "python", "--enable-metrics": "true"},
+        "DefaultArguments": {"--job-language": "python", "--enable-metrics": "true", **extra},
         "Tags": {"pipeline": spec.name},
     }
     return validate_request("glue", "CreateJob", req)

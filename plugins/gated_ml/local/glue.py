@@ -2,7 +2,10 @@
 
 The script is the one the ``CreateJob`` request points at (``Command.ScriptLocation`` in
 the lake); ``s3://`` URIs in the job arguments are rewritten to ``file://`` paths of the
-local lake, which is the only difference from a run on Glue.
+local lake, which is the only difference from a run on Glue. As on Glue,
+``--extra-py-files`` (comma-separated S3 URIs of ``.py`` or ``.zip`` files) are importable
+by the script and by Spark's Python workers: each ``.py`` file's folder (a ``.zip`` itself)
+goes on the job's ``PYTHONPATH``; a missing one fails the run before Spark starts.
 """
 
 from __future__ import annotations
@@ -25,10 +28,29 @@ class GlueJobError(RuntimeError):
 
 
 def _localise(value: str) -> str:
+    if "," in value and value.startswith("s3://"):  # a list of URIs (--extra-py-files)
+        return ",".join(_localise(v) for v in value.split(","))
     if not value.startswith("s3://"):
         return value
     # not Path.as_uri(): Spark does not decode the %3D it would make of "ds="
     return f"file://{local_path(value)}" + ("/" if value.endswith("/") else "")
+
+
+def _python_path(job: str, extra_py_files: str) -> list[str]:
+    """The ``PYTHONPATH`` entries of ``--extra-py-files``; a file that is not there fails the job."""
+    entries = []
+    for uri in (u.strip() for u in extra_py_files.split(",")):
+        if not uri:
+            continue
+        if not uri.startswith("s3://"):
+            raise GlueJobError(f"Glue job {job} failed: --extra-py-files {uri!r} is not an s3:// URI", retryable=False)
+        path = local_path(uri)
+        if not path.is_file():
+            raise GlueJobError(f"Glue job {job} failed: --extra-py-files {uri} does not exist (looked for {path})", retryable=False)
+        entry = str(path if path.suffix == ".zip" else path.parent)
+        if entry not in entries:
+            entries.append(entry)
+    return entries
 
 
 def run_job(create_job: dict, job_run: dict) -> dict:
@@ -39,11 +61,13 @@ def run_job(create_job: dict, job_run: dict) -> dict:
         raise GlueJobError(f"job run is for {job_run['JobName']!r} but the job is {create_job['Name']!r}")
     script = local_path(create_job["Command"]["ScriptLocation"])
     args = {**create_job.get("DefaultArguments", {}), **job_run.get("Arguments", {})}
+    python_path = _python_path(create_job["Name"], args.get("--extra-py-files", ""))
     argv = [sys.executable, str(script)]
-    for k, v in args.items():
+    for k, v in args.items():  # all of them, --extra-py-files too: the script ignores what it does not know
         argv += [k, _localise(v)]
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(python_path + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",
