@@ -147,7 +147,7 @@ def build_dag(spec: PipelineSpec) -> DAG:
                     from gated_ml import job_requests as jr
 
                     e, run = env(), _run()
-                    create, start = jr.glue_create_job(spec, e, code["glue_script_uri"]), jr.glue_job_run(spec, e, run)
+                    create, start = jr.glue_create_job(spec, e, code["glue_script_uri"], extra_py_files=[code["raw_formats_uri"]]), jr.glue_job_run(spec, e, run)
                     kwargs = {k: create[k] for k in ("GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "DefaultArguments", "Tags")}
                     return {"script_location": create["Command"]["ScriptLocation"], "iam_role_arn": create["Role"], "create_job_kwargs": kwargs, "script_args": start["Arguments"]}
 

@@ -75,14 +75,17 @@ def package_code(spec: PipelineSpec, env: Environment) -> dict:
     """Upload the entry points to ``code/<content hash>/``: the same code always has the same URI."""
     sources = {p.name: p.read_bytes() for p in sorted(SAGEMAKER_DIR.glob("*.py"))}
     glue_script = (GLUE_DIR / "etl.py").read_bytes()
-    digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(sources.items())) + glue_script).hexdigest()[:12]
+    raw_formats = (PROJECT_ROOT / "plugins" / "gated_ml" / "raw_formats.py").read_bytes()  # the Glue job's --extra-py-files
+    digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(sources.items())) + glue_script + raw_formats).hexdigest()[:12]
     prefix = jr.locations(spec, env).code(digest)
-    sourcedir, script = prefix + "sourcedir.tar.gz", prefix + "etl.py"
+    sourcedir, script, formats = prefix + "sourcedir.tar.gz", prefix + "etl.py", prefix + "raw_formats.py"
     if not storage.exists(sourcedir):
         storage.write(sourcedir, _deterministic_tar(sources))
     if not storage.exists(script):
         storage.write(script, glue_script)
-    return {"digest": digest, "sourcedir_uri": sourcedir, "glue_script_uri": script}
+    if not storage.exists(formats):
+        storage.write(formats, raw_formats)
+    return {"digest": digest, "sourcedir_uri": sourcedir, "glue_script_uri": script, "raw_formats_uri": formats}
 
 
 # --- landing ------------------------------------------------------------------------
@@ -100,45 +103,12 @@ def land(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     return {"raw_uri": uri}
 
 
-def _normalise(name: str) -> str:
-    import re
-
-    return re.sub(r"[^0-9a-z]+", "_", name.strip().strip("'\"").lower()).strip("_")
-
-
 def read_raw_frame(spec: PipelineSpec, data: bytes):
     """The raw batch parsed by its declared format, all values as strings (for the landing gate)."""
-    import pandas as pd
+    from gated_ml.raw_formats import Column, RawFormat
 
-    text = data.decode("utf-8", errors="replace")
     src = spec.source
-    lines = text.splitlines()
-    names = None
-    if src.format == "arff":
-        names, start = [], None
-        for i, line in enumerate(lines):
-            low = line.strip().lower()
-            if low.startswith("@attribute"):
-                names.append(line.split()[1])
-            elif low.startswith("@data"):
-                start = i + 1
-                break
-        body = "\n".join(l for l in lines[start or len(lines):] if l.strip() and not l.lstrip().startswith("%"))
-        header = None
-    else:
-        body, header = "\n".join(l for l in lines if l.strip()), (0 if src.header else None)
-    if not body.strip():
-        return pd.DataFrame(columns=[c.name for c in spec.columns] if names is None and not src.header else [_normalise(n) for n in (names or [])])
-    frame = pd.read_csv(io.StringIO(body), sep=src.delimiter, header=header, dtype=str, keep_default_na=False, skipinitialspace=True)
-    if names is not None and len(names) == frame.shape[1]:
-        frame.columns = [_normalise(n) for n in names]
-    elif src.header:
-        frame.columns = [_normalise(str(c)) for c in frame.columns]
-    elif names is None and frame.shape[1] == len(spec.columns):
-        frame.columns = [c.name for c in spec.columns]
-    else:  # the fields do not line up with any declared names (a wrong delimiter, a missing field)
-        frame.columns = [f"field_{i + 1}" for i in range(frame.shape[1])]
-    return frame
+    return RawFormat(src.format, src.delimiter, src.header, tuple(Column(c.name, c.type) for c in spec.columns)).read_pandas(data)
 
 
 # --- gates --------------------------------------------------------------------------
@@ -202,7 +172,8 @@ def gate_curated(spec: PipelineSpec, env: Environment, run: Run) -> dict:
 def etl(spec: PipelineSpec, env: Environment, run: Run, glue_script_uri: str) -> dict:
     from gated_ml.local.glue import run_job
 
-    create, start = jr.glue_create_job(spec, env, glue_script_uri), jr.glue_job_run(spec, env, run)
+    raw_formats_uri = glue_script_uri.rsplit("/", 1)[0] + "/raw_formats.py"  # package_code puts it beside the script
+    create, start = jr.glue_create_job(spec, env, glue_script_uri, extra_py_files=[raw_formats_uri]), jr.glue_job_run(spec, env, run)
     run_job(create, start)
     return {"curated_uri": start["Arguments"]["--output_uri"]}
 
