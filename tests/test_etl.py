@@ -5,7 +5,7 @@ import pytest
 from gated_ml import job_requests as jr
 from gated_ml import storage
 from gated_ml.lake import local_path
-from gated_ml.local.glue import GlueJobError
+from gated_ml.errors import JobFailed, Refusal
 from gated_ml.spec import PROJECT_ROOT, PipelineSpec
 from gated_ml.stages import data
 from gated_ml.stages.code import package_code
@@ -52,9 +52,9 @@ def _spec_with_extra_column(spec) -> PipelineSpec:
 def test_bad_input_fails_clearly_and_writes_nothing(lake, spec, env, run, case, raw, expected):
     if case == "unknown column in the spec":
         spec = _spec_with_extra_column(spec)
-    with pytest.raises(GlueJobError) as err:
+    with pytest.raises(JobFailed) as err:
         _etl(spec, env, run, raw)
     assert expected in str(err.value)
-    assert err.value.retryable is False  # the script refused the data: retrying cannot help
+    assert isinstance(err.value, Refusal)  # the script refused the data: retrying cannot help
     curated_zone = local_path(jr.locations(spec, env).curated(run.ds)).parent
     assert not curated_zone.exists() or not any(curated_zone.iterdir())  # nothing written, not even staging

@@ -188,6 +188,9 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     # Glue: the job definition and the run's arguments
     job = glue.get_job(JobName="vertebral-column-etl")["Job"]
     assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["Command"]["ScriptLocation"].startswith(f"s3://{BUCKET}/vertebral_column/code/")
+    raw_formats = job["Command"]["ScriptLocation"].rsplit("/", 1)[0] + "/raw_formats.py"  # the module the script imports
+    assert job["DefaultArguments"]["--extra-py-files"] == raw_formats
+    s3.head_object(Bucket=BUCKET, Key=raw_formats.split("/", 3)[3])
     run = glue.get_job_runs(JobName="vertebral-column-etl")["JobRuns"][0]
     assert run["Arguments"]["--output_uri"] == f"s3://{BUCKET}/vertebral_column/curated/ds={DS}/"
     partition = glue.get_partition(DatabaseName="gated_ml", TableName="vertebral_column", PartitionValues=[DS])["Partition"]

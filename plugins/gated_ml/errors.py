@@ -27,7 +27,7 @@ class Fault(RuntimeError):
     """A failure a retry may cure: fail the task and let Airflow retry it."""
 
 
-class Skip(Exception):  # noqa: N818 (not an error: the task is skipped)
+class Skip(Exception):  # not an error: the task is skipped
     """Nothing to do for this run: the task is skipped, with the reason in its log."""
 
 

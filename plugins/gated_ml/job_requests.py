@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gated_ml.errors import RequestValidationError
 from gated_ml.lake import Locations
 from gated_ml.metric_names import training_metrics
 from gated_ml.naming import MAX_TUNING_LEN, ds_of, job_name
+from gated_ml.raw_formats import Column, RawFormat
 from gated_ml.spec import PipelineSpec
 from gated_ml.validation import validate_request
 
@@ -62,6 +64,12 @@ def locations(spec: PipelineSpec, env: Environment) -> Locations:
     return Locations(bucket=env.bucket, pipeline=spec.name)
 
 
+def raw_format(spec: PipelineSpec) -> RawFormat:
+    """The spec's raw format, as both the landing gate's reader and the Glue script read it."""
+    src = spec.source
+    return RawFormat(src.format, src.delimiter, src.header, tuple(Column(c.name, c.type) for c in spec.columns))
+
+
 def raw_file_name(spec: PipelineSpec) -> str:
     return spec.source.path.rsplit("/", 1)[-1]
 
@@ -78,8 +86,12 @@ def glue_job_name(spec: PipelineSpec) -> str:
     return f"{spec.slug}-etl"
 
 
-def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str) -> dict:
-    """``glue.CreateJob``: the ETL job definition (Glue 5.0: Spark 3.5, Python 3.11)."""
+def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str, extra_py_files: Sequence[str] = ()) -> dict:
+    """``glue.CreateJob``: the ETL job definition (Glue 5.0: Spark 3.5, Python 3.11).
+
+    ``extra_py_files``: S3 URIs of Python modules the script imports (``raw_formats.py``).
+    """
+    extra = {"--extra-py-files": ",".join(extra_py_files)} if extra_py_files else {}
     req = {
         "Name": glue_job_name(spec),
         "Role": env.glue_role_arn,
@@ -89,7 +101,7 @@ def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str) -> di
         "NumberOfWorkers": 2,
         "Timeout": 60,
         "MaxRetries": 0,
-        "DefaultArguments": {"--job-language": "python", "--enable-metrics": "true"},
+        "DefaultArguments": {"--job-language": "python", "--enable-metrics": "true", **extra},
         "Tags": {"pipeline": spec.name},
     }
     return validate_request("glue", "CreateJob", req)
@@ -98,17 +110,9 @@ def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str) -> di
 def glue_job_run(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     """``glue.StartJobRun``: ETL of the landed batch of ``run.ds`` into the curated zone."""
     loc = locations(spec, env)
-    src = spec.source
     req = {
         "JobName": glue_job_name(spec),
-        "Arguments": {
-            "--source_uri": loc.landing(run.ds) + raw_file_name(spec),
-            "--output_uri": loc.curated(run.ds),
-            "--source_format": src.format,
-            "--delimiter": src.delimiter,
-            "--header": str(src.header).lower(),
-            "--columns": json.dumps([{"name": c.name, "type": c.type} for c in spec.columns]),
-        },
+        "Arguments": {"--source_uri": loc.landing(run.ds) + raw_file_name(spec), "--output_uri": loc.curated(run.ds), **raw_format(spec).job_arguments()},
     }
     return validate_request("glue", "StartJobRun", req)
 

@@ -2,7 +2,10 @@
 
 The script is the one the ``CreateJob`` request points at (``Command.ScriptLocation`` in
 the lake); ``s3://`` URIs in the job arguments are rewritten to ``file://`` paths of the
-local lake, which is the only difference from a run on Glue.
+local lake, which is the only difference from a run on Glue. As on Glue,
+``--extra-py-files`` (comma-separated S3 URIs of ``.py`` or ``.zip`` files) are importable
+by the script and by Spark's Python workers: each ``.py`` file's folder (a ``.zip`` itself)
+goes on the job's ``PYTHONPATH``; a missing one fails the run before Spark starts.
 """
 
 from __future__ import annotations
@@ -12,23 +15,37 @@ import os
 import subprocess
 import sys
 
+from gated_ml.errors import GlueJobFault, JobFailed, ResourceNotFound
 from gated_ml.lake import local_path
 from gated_ml.validation import validate_request
 
 log = logging.getLogger(__name__)
 
 
-class GlueJobError(RuntimeError):
-    def __init__(self, message: str, retryable: bool):
-        super().__init__(message)
-        self.retryable = retryable  # False when the script refused the data (exit code 2)
-
-
 def _localise(value: str) -> str:
+    if "," in value and value.startswith("s3://"):  # a list of URIs (--extra-py-files)
+        return ",".join(_localise(v) for v in value.split(","))
     if not value.startswith("s3://"):
         return value
     # not Path.as_uri(): Spark does not decode the %3D it would make of "ds="
     return f"file://{local_path(value)}" + ("/" if value.endswith("/") else "")
+
+
+def _python_path(job: str, extra_py_files: str) -> list[str]:
+    """The ``PYTHONPATH`` entries of ``--extra-py-files``; a file that is not there fails the job."""
+    entries = []
+    for uri in (u.strip() for u in extra_py_files.split(",")):
+        if not uri:
+            continue
+        if not uri.startswith("s3://"):
+            raise JobFailed(f"Glue job {job} failed: --extra-py-files {uri!r} is not an s3:// URI")
+        path = local_path(uri)
+        if not path.is_file():
+            raise JobFailed(f"Glue job {job} failed: --extra-py-files {uri} does not exist (looked for {path})")
+        entry = str(path if path.suffix == ".zip" else path.parent)
+        if entry not in entries:
+            entries.append(entry)
+    return entries
 
 
 def run_job(create_job: dict, job_run: dict) -> dict:
@@ -36,14 +53,16 @@ def run_job(create_job: dict, job_run: dict) -> dict:
     validate_request("glue", "CreateJob", create_job)
     validate_request("glue", "StartJobRun", job_run)
     if job_run["JobName"] != create_job["Name"]:
-        raise GlueJobError(f"job run is for {job_run['JobName']!r} but the job is {create_job['Name']!r}")
+        raise ResourceNotFound(f"job run is for {job_run['JobName']!r} but the job is {create_job['Name']!r}")
     script = local_path(create_job["Command"]["ScriptLocation"])
     args = {**create_job.get("DefaultArguments", {}), **job_run.get("Arguments", {})}
+    python_path = _python_path(create_job["Name"], args.get("--extra-py-files", ""))
     argv = [sys.executable, str(script)]
-    for k, v in args.items():
+    for k, v in args.items():  # all of them, --extra-py-files too: the script ignores what it does not know
         argv += [k, _localise(v)]
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(python_path + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",
@@ -57,5 +76,6 @@ def run_job(create_job: dict, job_run: dict) -> dict:
     if proc.returncode != 0:
         reasons = [l for l in proc.stderr.splitlines() if l.startswith("ETL failed:")]
         reason = reasons[-1] if reasons else "\n".join(proc.stderr.splitlines()[-15:])
-        raise GlueJobError(f"Glue job {create_job['Name']} failed: {reason}", retryable=proc.returncode != 2)
+        failed = JobFailed if proc.returncode == 2 else GlueJobFault  # exit code 2: the script refused the data
+        raise failed(f"Glue job {create_job['Name']} failed: {reason}")
     return {"JobName": create_job["Name"], "JobRunState": "SUCCEEDED", "Arguments": job_run["Arguments"], "Log": proc.stdout[-2000:]}

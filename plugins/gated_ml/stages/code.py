@@ -17,6 +17,7 @@ from gated_ml.spec import PROJECT_ROOT, PipelineSpec
 
 GLUE_DIR = PROJECT_ROOT / "include" / "glue"
 SAGEMAKER_DIR = PROJECT_ROOT / "include" / "sagemaker"
+RAW_FORMATS = PROJECT_ROOT / "plugins" / "gated_ml" / "raw_formats.py"  # the Glue job's --extra-py-files
 
 
 def _deterministic_tar(files: dict[str, bytes]) -> bytes:
@@ -32,12 +33,11 @@ def _deterministic_tar(files: dict[str, bytes]) -> bytes:
 def package_code(spec: PipelineSpec, env: Environment) -> dict:
     """Upload the entry points to ``code/<content hash>/``: the same code always has the same URI."""
     sources = {p.name: p.read_bytes() for p in sorted(SAGEMAKER_DIR.glob("*.py"))}
-    glue_script = (GLUE_DIR / "etl.py").read_bytes()
-    digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(sources.items())) + glue_script).hexdigest()[:12]
+    glue_script, raw_formats = (GLUE_DIR / "etl.py").read_bytes(), RAW_FORMATS.read_bytes()
+    digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(sources.items())) + glue_script + raw_formats).hexdigest()[:12]
     prefix = jr.locations(spec, env).code(digest)
-    sourcedir, script = prefix + "sourcedir.tar.gz", prefix + "etl.py"
-    if not storage.exists(sourcedir):
-        storage.write(sourcedir, _deterministic_tar(sources))
-    if not storage.exists(script):
-        storage.write(script, glue_script)
-    return {"digest": digest, "sourcedir_uri": sourcedir, "glue_script_uri": script}
+    objects = {prefix + "sourcedir.tar.gz": _deterministic_tar(sources), prefix + "etl.py": glue_script, prefix + "raw_formats.py": raw_formats}
+    for uri, body in objects.items():
+        if not storage.exists(uri):
+            storage.write(uri, body)
+    return {"digest": digest, "sourcedir_uri": prefix + "sourcedir.tar.gz", "glue_script_uri": prefix + "etl.py", "raw_formats_uri": prefix + "raw_formats.py"}

@@ -35,50 +35,15 @@ def land(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     return {"raw_uri": uri}
 
 
-def _normalise(name: str) -> str:
-    import re
-
-    return re.sub(r"[^0-9a-z]+", "_", name.strip().strip("'\"").lower()).strip("_")
-
-
 def read_raw_frame(spec: PipelineSpec, data: bytes):
     """The raw batch parsed by its declared format, all values as strings (for the landing gate)."""
-    import pandas as pd
-
-    text = data.decode("utf-8", errors="replace")
-    src = spec.source
-    lines = text.splitlines()
-    names = None
-    if src.format == "arff":
-        names, start = [], None
-        for i, line in enumerate(lines):
-            low = line.strip().lower()
-            if low.startswith("@attribute"):
-                names.append(line.split()[1])
-            elif low.startswith("@data"):
-                start = i + 1
-                break
-        body = "\n".join(l for l in lines[start or len(lines):] if l.strip() and not l.lstrip().startswith("%"))
-        header = None
-    else:
-        body, header = "\n".join(l for l in lines if l.strip()), (0 if src.header else None)
-    if not body.strip():
-        return pd.DataFrame(columns=[c.name for c in spec.columns] if names is None and not src.header else [_normalise(n) for n in (names or [])])
-    frame = pd.read_csv(io.StringIO(body), sep=src.delimiter, header=header, dtype=str, keep_default_na=False, skipinitialspace=True)
-    if names is not None and len(names) == frame.shape[1]:
-        frame.columns = [_normalise(n) for n in names]
-    elif src.header:
-        frame.columns = [_normalise(str(c)) for c in frame.columns]
-    elif names is None and frame.shape[1] == len(spec.columns):
-        frame.columns = [c.name for c in spec.columns]
-    else:  # the fields do not line up with any declared names (a wrong delimiter, a missing field)
-        frame.columns = [f"field_{i + 1}" for i in range(frame.shape[1])]
-    return frame
+    return jr.raw_format(spec).read_pandas(data)
 
 
 # --- ETL (glue.CreateJob + glue.StartJobRun) and the catalog partition --------------
 def glue_request(spec: PipelineSpec, env: Environment, run: Run, code: dict) -> dict:
-    return {"CreateJob": jr.glue_create_job(spec, env, code["glue_script_uri"]), "StartJobRun": jr.glue_job_run(spec, env, run)}
+    create = jr.glue_create_job(spec, env, code["glue_script_uri"], extra_py_files=[code["raw_formats_uri"]])
+    return {"CreateJob": create, "StartJobRun": jr.glue_job_run(spec, env, run)}
 
 
 def glue_result(spec: PipelineSpec, env: Environment, run: Run, request: dict, describe: dict | None, **inputs) -> dict:
