@@ -68,7 +68,7 @@ def run():
 
     from gated_ml.job_requests import Run
 
-    return Run(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), try_number=1)
+    return Run(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), try_number=1)
 
 
 def write_spec(folder: Path, text: str, name: str = "vertebral_column") -> Path:

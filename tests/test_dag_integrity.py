@@ -36,10 +36,22 @@ def test_no_cycles_and_the_stage_order(bag):
     dag = bag.dags["vertebral_column"]
     order = [t.task_id for t in dag.topological_sort()]  # raises on a cycle
     pos = {t: i for i, t in enumerate(order)}
-    chain = ["ingest.land_raw_batch", "ingest.landing_gate", "etl.glue_etl", "etl.curated_gate", "features.split",
-             "features.splits_gate", "training.tune", "training.select_model",
-             "batch_transform.transform_input_gate", "batch_transform.transform", "batch_transform.predictions_gate", "evaluate",
-             "deployment.deploy_endpoint", "deployment.smoke_test_endpoint"]
+    chain = [
+        "ingest.land_raw_batch",
+        "ingest.landing_gate",
+        "etl.glue_etl",
+        "etl.curated_gate",
+        "features.split",
+        "features.splits_gate",
+        "training.tune",
+        "training.select_model",
+        "batch_transform.transform_input_gate",
+        "batch_transform.transform",
+        "batch_transform.predictions_gate",
+        "evaluate",
+        "deployment.deploy_endpoint",
+        "deployment.smoke_test_endpoint",
+    ]
     assert [pos[t] for t in chain] == sorted(pos[t] for t in chain)
     # a gate is upstream of everything after it: failing it leaves them unrun
     assert "etl.curated_gate" in dag.get_task("features.split").get_flat_relative_ids(upstream=True)
@@ -76,9 +88,13 @@ def test_aws_target_uses_the_provider_operators(monkeypatch):
     assert bag.import_errors == {}
     dag = bag.dags["vertebral_column"]
     kinds = {
-        "etl.glue_etl": GlueJobOperator, "training.train": SageMakerTrainingOperator, "training.tune": SageMakerTuningOperator,
-        "batch_transform.create_model": SageMakerModelOperator, "batch_transform.transform": SageMakerTransformOperator,
-        "deployment.deploy_endpoint": SageMakerEndpointOperator, "deployment.register_model_version": SageMakerRegisterModelVersionOperator,
+        "etl.glue_etl": GlueJobOperator,
+        "training.train": SageMakerTrainingOperator,
+        "training.tune": SageMakerTuningOperator,
+        "batch_transform.create_model": SageMakerModelOperator,
+        "batch_transform.transform": SageMakerTransformOperator,
+        "deployment.deploy_endpoint": SageMakerEndpointOperator,
+        "deployment.register_model_version": SageMakerRegisterModelVersionOperator,
     }
     for task_id, kind in kinds.items():
         assert isinstance(dag.get_task(task_id), kind), task_id

@@ -4,8 +4,8 @@ import pytest
 
 from gated_ml import job_requests as jr
 from gated_ml import storage
-from gated_ml.lake import local_path
 from gated_ml.errors import JobFailed, Refusal
+from gated_ml.lake import local_path
 from gated_ml.spec import PROJECT_ROOT, PipelineSpec
 from gated_ml.stages import data
 from gated_ml.stages.code import package_code

@@ -83,8 +83,18 @@ def test_the_gate_refuses_a_model_worse_than_the_champion(spec):
 
 
 def test_registry_versions_lineage_and_champion(lake, spec, env):
-    record = {"model_name": "m1", "model_data": "s3://b/m1.tar.gz", "training_job": "j1", "ds": "2026-11-01", "decision": "Approved",
-              "reasons": [], "threshold": 0.5, "metrics": {"roc_auc": 0.9}, "data": {"curated_uri": "s3://b/c/"}, "code": {"digest": "abc"}}
+    record = {
+        "model_name": "m1",
+        "model_data": "s3://b/m1.tar.gz",
+        "training_job": "j1",
+        "ds": "2026-11-01",
+        "decision": "Approved",
+        "reasons": [],
+        "threshold": 0.5,
+        "metrics": {"roc_auc": 0.9},
+        "data": {"curated_uri": "s3://b/c/"},
+        "code": {"digest": "abc"},
+    }
     v1 = registry.register(spec, env, record)
     again = registry.register(spec, env, record)  # a retried task registers the same model once
     v2 = registry.register(spec, env, {**record, "model_name": "m2", "decision": "Rejected", "reasons": ["weak"]})

@@ -18,9 +18,9 @@ import pytest
 from conftest import ROOT
 from gated_ml import job_requests as jr
 from gated_ml import storage
+from gated_ml.errors import GateFailed
 from gated_ml.lake import local_path
 from gated_ml.quality import baseline
-from gated_ml.errors import GateFailed
 from gated_ml.spec import load_pipeline
 from gated_ml.stages import data, gates
 from gated_ml.stages.code import package_code
@@ -33,11 +33,15 @@ pytestmark = pytest.mark.slow  # every test needs the module's `world`: the data
 
 
 def _run(ds):
-    return jr.Run(dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc), 1)
+    return jr.Run(dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC), 1)
 
 
 def _frame() -> pd.DataFrame:
-    return pd.read_csv(io.StringIO(BODY), header=None, names=["pelvic_incidence", "pelvic_tilt", "lumbar_lordosis_angle", "sacral_slope", "pelvic_radius", "degree_spondylolisthesis", "class"])
+    return pd.read_csv(
+        io.StringIO(BODY),
+        header=None,
+        names=["pelvic_incidence", "pelvic_tilt", "lumbar_lordosis_angle", "sacral_slope", "pelvic_radius", "degree_spondylolisthesis", "class"],
+    )
 
 
 def _arff(frame: pd.DataFrame) -> str:
@@ -104,22 +108,69 @@ LANDING = [
     ("empty file", lambda: "", ["schema", "observed columns []"]),
     ("header only", lambda: HEADER + "@data\r\n", ["row_count", "observed 0", ">= 1"]),
     ("wrong delimiter", lambda: HEADER + "@data" + BODY.replace(",", ";"), ["schema", "observed columns ['field_1']"]),
-    ("missing column", lambda: _arff(_frame().drop(columns="pelvic_radius")).replace("@attribute pelvic_radius numeric\r\n", ""),
-     ["schema", "'degree_spondylolisthesis', 'class']", "threshold columns ['pelvic_incidence', 'pelvic_tilt', 'lumbar_lordosis_angle', 'sacral_slope', 'pelvic_radius'"]),
-    ("extra column", lambda: _arff(_frame().assign(bone_density=1.0)[["pelvic_incidence", "pelvic_tilt", "lumbar_lordosis_angle", "sacral_slope", "pelvic_radius", "degree_spondylolisthesis", "bone_density", "class"]]).replace("@attribute class", "@attribute bone_density numeric\r\n@attribute class"),
-     ["schema", "'bone_density'"]),
-    ("wrong type in a numeric column", lambda: ARFF.replace("63.0278175,", "sixty-three,", 1), ["parseable", "column 'pelvic_incidence'", "sixty-three", "every value numeric"]),
+    (
+        "missing column",
+        lambda: _arff(_frame().drop(columns="pelvic_radius")).replace("@attribute pelvic_radius numeric\r\n", ""),
+        [
+            "schema",
+            "'degree_spondylolisthesis', 'class']",
+            "threshold columns ['pelvic_incidence', 'pelvic_tilt', 'lumbar_lordosis_angle', 'sacral_slope', 'pelvic_radius'",
+        ],
+    ),
+    (
+        "extra column",
+        lambda: _arff(
+            _frame().assign(bone_density=1.0)[
+                [
+                    "pelvic_incidence",
+                    "pelvic_tilt",
+                    "lumbar_lordosis_angle",
+                    "sacral_slope",
+                    "pelvic_radius",
+                    "degree_spondylolisthesis",
+                    "bone_density",
+                    "class",
+                ]
+            ]
+        ).replace("@attribute class", "@attribute bone_density numeric\r\n@attribute class"),
+        ["schema", "'bone_density'"],
+    ),
+    (
+        "wrong type in a numeric column",
+        lambda: ARFF.replace("63.0278175,", "sixty-three,", 1),
+        ["parseable", "column 'pelvic_incidence'", "sixty-three", "every value numeric"],
+    ),
     ("50% duplicated rows", lambda: _arff(pd.concat([_frame(), _frame()])), ["duplicates", "620 rows (100.00%) repeat another row", "at most 0.00% repeated"]),
 ]
 
 CURATED = [
     ("one all-null column", lambda f: f.assign(pelvic_tilt=np.nan), ["nulls", "column 'pelvic_tilt'", "100.00% null (310 of 310 rows)", "at most 0.00% null"]),
-    ("30% nulls scattered", lambda f: f.assign(sacral_slope=f.sacral_slope.where(np.random.default_rng(1).random(len(f)) > 0.3)), ["nulls", "column 'sacral_slope'", "% null", "at most 0.00% null"]),
-    ("a single null over a zero tolerance", lambda f: f.assign(pelvic_tilt=f.pelvic_tilt.where(f.index != 5)), ["nulls", "column 'pelvic_tilt'", "0.32% null (1 of 310 rows)", "at most 0.00% null"]),
-    ("extreme outliers in 10% of rows", lambda f: f.assign(pelvic_radius=np.where(f.index % 10 == 0, 1e4, f.pelvic_radius)), ["outliers", "column 'pelvic_radius'", "12.90% of 310 rows", "at most 8.00% outside [88.57, 147.6]"]),
+    (
+        "30% nulls scattered",
+        lambda f: f.assign(sacral_slope=f.sacral_slope.where(np.random.default_rng(1).random(len(f)) > 0.3)),
+        ["nulls", "column 'sacral_slope'", "% null", "at most 0.00% null"],
+    ),
+    (
+        "a single null over a zero tolerance",
+        lambda f: f.assign(pelvic_tilt=f.pelvic_tilt.where(f.index != 5)),
+        ["nulls", "column 'pelvic_tilt'", "0.32% null (1 of 310 rows)", "at most 0.00% null"],
+    ),
+    (
+        "extreme outliers in 10% of rows",
+        lambda f: f.assign(pelvic_radius=np.where(f.index % 10 == 0, 1e4, f.pelvic_radius)),
+        ["outliers", "column 'pelvic_radius'", "12.90% of 310 rows", "at most 8.00% outside [88.57, 147.6]"],
+    ),
     ("single-class labels", lambda f: f.assign(**{"class": "Abnormal"}), ["class_balance", "column 'class'", "'Normal' is 0.00% of rows", "at least 20.00%"]),
-    ("an unseen label", lambda f: f.assign(**{"class": np.where(f.index < 3, "Scoliosis", f["class"])}), ["class_balance", "unexpected values ['Scoliosis']", "values within ['Abnormal', 'Normal']"]),
-    ("minority class below threshold", lambda f: pd.concat([f[f["class"] == "Abnormal"], f[f["class"] == "Normal"].head(20)]), ["class_balance", "'Normal' is 8.70% of rows", "at least 20.00%"]),
+    (
+        "an unseen label",
+        lambda f: f.assign(**{"class": np.where(f.index < 3, "Scoliosis", f["class"])}),
+        ["class_balance", "unexpected values ['Scoliosis']", "values within ['Abnormal', 'Normal']"],
+    ),
+    (
+        "minority class below threshold",
+        lambda f: pd.concat([f[f["class"] == "Abnormal"], f[f["class"] == "Normal"].head(20)]),
+        ["class_balance", "'Normal' is 8.70% of rows", "at least 20.00%"],
+    ),
 ]
 
 
@@ -206,7 +257,11 @@ def test_splits_gate_catches_broken_stratification(world):
 @pytest.mark.parametrize(
     "case, edit, expected",
     [
-        ("text in a feature", lambda rows: [rows[0].rsplit(",", 1)[0] + ",very high"] + rows[1:], ["parseable", "column 'degree_spondylolisthesis'", "observed type str", "one of ['float64'"]),
+        (
+            "text in a feature",
+            lambda rows: [rows[0].rsplit(",", 1)[0] + ",very high"] + rows[1:],
+            ["parseable", "column 'degree_spondylolisthesis'", "observed type str", "one of ['float64'"],
+        ),
         ("a feature missing", lambda rows: [r.rsplit(",", 1)[0] for r in rows], ["schema", "observed columns ['field_1'"]),
     ],
 )
@@ -236,7 +291,11 @@ GOOD_PREDICTIONS = [("Abnormal", 0.9), ("Normal", 0.2), ("Abnormal", 0.7)]
     "case, predictions, expected",
     [
         ("predictions missing for some rows", None, ["completeness", "observed 2", "exactly 3"]),
-        ("predictions all one class", [("Abnormal", 0.9), ("Normal", 0.8), ("Abnormal", 0.7)], ["class_balance", "column 'predicted_label'", "observed 1", ">= 2"]),
+        (
+            "predictions all one class",
+            [("Abnormal", 0.9), ("Normal", 0.8), ("Abnormal", 0.7)],
+            ["class_balance", "column 'predicted_label'", "observed 1", ">= 2"],
+        ),
         ("probabilities out of range", [("Abnormal", 1.7), ("Normal", 0.2), ("Abnormal", 0.7)], ["range", "column 'prediction'", "[0, 1]"]),
     ],
 )

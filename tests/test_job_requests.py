@@ -80,17 +80,23 @@ def test_broken_requests_are_rejected(requests, operation, mutate, complaint):
 
 
 def test_names_follow_logical_date_and_try(spec, env):
-    late = jr.Run(dt.datetime(2026, 12, 24, 6, 30, tzinfo=dt.timezone.utc), 3)
+    late = jr.Run(dt.datetime(2026, 12, 24, 6, 30, tzinfo=dt.UTC), 3)
     assert jr.training_job(spec, env, late, CODE)["TrainingJobName"] == "vertebral-column-train-20261224t0630-3"
     assert jr.transform_job(spec, env, late, "m")["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].endswith("ds=2026-12-24/test/")
 
 
 def test_security_settings_reach_every_request(spec, env, run):
-    secure = spec.model_copy(update={"security": spec.security.model_validate({
-        "kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "network_isolation": True,
-        "vpc": {"subnets": ["subnet-0abc"], "security_group_ids": ["sg-0abc"]},
-    })})
+    secure = spec.model_copy(
+        update={
+            "security": spec.security.model_validate(
+                {
+                    "kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                    "network_isolation": True,
+                    "vpc": {"subnets": ["subnet-0abc"], "security_group_ids": ["sg-0abc"]},
+                }
+            )
+        }
+    )
     train = jr.training_job(secure, env, run, CODE)
     key = secure.security.kms_key_id
     assert train["OutputDataConfig"]["KmsKeyId"] == key and train["ResourceConfig"]["VolumeKmsKeyId"] == key

@@ -42,7 +42,7 @@ def test_matches_sklearn_on_random_inputs(seed):
 def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="same length"):
         binary_metrics([0, 1], [0.5])
-    with pytest.raises(ValueError, match="0 .negative. and 1"):
+    with pytest.raises(ValueError, match=r"0 .negative. and 1"):
         binary_metrics([0, 2], [0.1, 0.9])
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from gated_ml.naming import MAX_TUNING_LEN, NAME_PATTERN, job_name
 
-D = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+D = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def test_readable_when_it_fits():
@@ -24,12 +24,7 @@ def test_names_fit_limit_and_pattern(pipeline, stages, max_len):
 
 def test_unique_per_date_try_and_pipeline_even_when_truncated():
     long_a, long_b = "p" * 70 + "-a", "p" * 70 + "-b"
-    names = {
-        job_name(p, "tune", d, t, MAX_TUNING_LEN)
-        for p in (long_a, long_b)
-        for d in (D, D + dt.timedelta(days=1), D.replace(hour=1))
-        for t in (1, 2, 3)
-    }
+    names = {job_name(p, "tune", d, t, MAX_TUNING_LEN) for p in (long_a, long_b) for d in (D, D + dt.timedelta(days=1), D.replace(hour=1)) for t in (1, 2, 3)}
     assert len(names) == 2 * 3 * 3
 
 

@@ -46,7 +46,9 @@ def moto_server(tmp_path_factory):
 @pytest.fixture
 def aws_target(moto_server, monkeypatch, tmp_path):
     env = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"}}),
         "AIRFLOW_VAR_GATED_ML_BUCKET": BUCKET,
         "AIRFLOW_VAR_GATED_ML_SAGEMAKER_ROLE_ARN": ROLE,
@@ -124,7 +126,7 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
     # 1. run the compute on the local target into the test's local lake
     monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "local")
     local_target = LocalTarget()
-    env, run = local_target.environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    env, run = local_target.environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1)
     code = package_code(spec, env)
     data.land(spec, env, run)
     local_target.run_step(data.GLUE_ETL, spec, env, run, code=code)
@@ -154,7 +156,9 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
 
     def reporting_init(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        self.final_metric_data_list = [{"MetricName": spec.tuning.objective_metric, "Value": trained["objective"]["value"], "Timestamp": "2026-11-01T00:00:00Z"}]
+        self.final_metric_data_list = [
+            {"MetricName": spec.tuning.objective_metric, "Value": trained["objective"]["value"], "Timestamp": "2026-11-01T00:00:00Z"}
+        ]
 
     monkeypatch.setattr(sm.FakeTrainingJob, "__init__", reporting_init)
 
@@ -162,8 +166,12 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
     answers = "".join(line.split(",")[1] + "\n" for line in local_path(test["output_uris"][0]).read_text().splitlines()[: spec.endpoint.smoke_test_rows])
     import urllib.request
 
-    req = urllib.request.Request(f"{aws_target}/moto-api/static/sagemaker/endpoint-results", method="POST",
-                                 data=json.dumps({"results": [{"Body": answers, "ContentType": "text/csv"}]}).encode(), headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{aws_target}/moto-api/static/sagemaker/endpoint-results",
+        method="POST",
+        data=json.dumps({"results": [{"Body": answers, "ContentType": "text/csv"}]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     urllib.request.urlopen(req).read()
     return {"trained": trained}
 
@@ -175,7 +183,7 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     assert not bag.import_errors, bag.import_errors
     _moto_api(aws_target, "recorder/reset-recording")
     _moto_api(aws_target, "recorder/start-recording")
-    dr = bag.dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    dr = bag.dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
     _moto_api(aws_target, "recorder/stop-recording")
     called = _actions(_moto_api(aws_target, "recorder/download-recording", method="GET"))
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
@@ -211,10 +219,15 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
 
     # S3: what the pipeline itself wrote (code, splits, gate results, evaluation, registry)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="vertebral_column/")["Contents"]}
-    for key in (f"vertebral_column/landing/ds={DS}/column_2C_weka.arff", f"vertebral_column/features/ds={DS}/train/train.csv",
-                f"vertebral_column/quality/ds={DS}/curated.json", f"vertebral_column/quality/ds={DS}/data_docs/curated/index.html",
-                f"vertebral_column/evaluation/ds={DS}/metrics.json", f"vertebral_column/evaluation/ds={DS}/roc_curve.png",
-                "vertebral_column/registry/champion.json"):
+    for key in (
+        f"vertebral_column/landing/ds={DS}/column_2C_weka.arff",
+        f"vertebral_column/features/ds={DS}/train/train.csv",
+        f"vertebral_column/quality/ds={DS}/curated.json",
+        f"vertebral_column/quality/ds={DS}/data_docs/curated/index.html",
+        f"vertebral_column/evaluation/ds={DS}/metrics.json",
+        f"vertebral_column/evaluation/ds={DS}/roc_curve.png",
+        "vertebral_column/registry/champion.json",
+    ):
         assert key in keys, key
     report = json.loads(s3.get_object(Bucket=BUCKET, Key=f"vertebral_column/evaluation/ds={DS}/metrics.json")["Body"].read())
     assert report["decision"] == "Approved" and report["metrics"]["roc_auc"] >= 0.85
@@ -235,9 +248,11 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     from gated_ml.targets.aws import AwsTarget
     from gated_ml.targets.aws_operators import ReattachingTrainingOperator
 
-    retry = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 2)
+    retry = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 2)
     target = AwsTarget()
-    request = target.attempt_request(TRAIN, spec, target.environment(), retry, code={"sourcedir_uri": training["HyperParameters"]["sagemaker_submit_directory"]})
+    request = target.attempt_request(
+        TRAIN, spec, target.environment(), retry, code={"sourcedir_uri": training["HyperParameters"]["sagemaker_submit_directory"]}
+    )
     assert request["TrainingJobName"] == "vertebral-column-train-20261101-1"  # try 1's job, not a new one
     before = len(sm.list_training_jobs()["TrainingJobSummaries"])
     ReattachingTrainingOperator(task_id="train_retry", config=request, check_interval=1, wait_for_completion=True).execute({"ti": mock.MagicMock(try_number=2)})
@@ -251,9 +266,11 @@ def test_a_bad_request_is_rejected_before_any_call(aws_target, spec):
 
     sm = boto3.client("sagemaker", endpoint_url=aws_target, region_name="us-east-1")
     before = sm.list_training_jobs()["TrainingJobSummaries"]
-    env = jr.Environment(bucket=BUCKET, role_arn="gated-ml-role", glue_role_arn=ROLE, image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0")
+    env = jr.Environment(
+        bucket=BUCKET, role_arn="gated-ml-role", glue_role_arn=ROLE, image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
+    )
     with pytest.raises(RequestValidationError, match="RoleArn: 'gated-ml-role' does not match the pattern"):
-        jr.training_job(spec, env, jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1), "s3://b/code.tar.gz")
+        jr.training_job(spec, env, jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1), "s3://b/code.tar.gz")
     assert sm.list_training_jobs()["TrainingJobSummaries"] == before
 
 
@@ -261,7 +278,7 @@ def test_catalog_requests_are_valid(spec):
     from gated_ml import job_requests as jr
 
     env = jr.Environment(bucket=BUCKET, role_arn=ROLE, glue_role_arn=ROLE, image_uri="x")
-    run = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    run = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1)
     table = jr.catalog_table(spec, env)["TableInput"]
     assert table["StorageDescriptor"]["Location"] == f"s3://{BUCKET}/vertebral_column/curated/"
     assert {"Name": "pelvic_tilt", "Type": "double"} in table["StorageDescriptor"]["Columns"]

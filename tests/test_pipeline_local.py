@@ -21,7 +21,7 @@ def _run_dag(pipeline="vertebral_column", ds=DS):
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    dr = bag.dags[pipeline].test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc))
+    dr = bag.dags[pipeline].test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC))
     return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
@@ -62,7 +62,7 @@ def test_full_run(airflow_db, lake, spec):
 
     endpoint = describe_endpoint("vertebral-column", control)
     assert endpoint["EndpointStatus"] == "InService"
-    smoke = [ti for ti in dr.get_task_instances() if ti.task_id == "deployment.smoke_test_endpoint"][0]
+    smoke = next(ti for ti in dr.get_task_instances() if ti.task_id == "deployment.smoke_test_endpoint")
     assert smoke.state == "success"  # the endpoint agreed with batch transform on the smoke-test rows
 
     # the report: metrics, plots, the registry and the view in the Airflow UI
@@ -81,7 +81,7 @@ def test_full_run(airflow_db, lake, spec):
     assert TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}/roc_curve.png").content.startswith(b"\x89PNG")
 
     # a backfill of an earlier date: evaluated against the champion and registered, never deployed over it
-    backfill, states = _run_dag(ds="2026-10-25")
+    _, states = _run_dag(ds="2026-10-25")
     assert states["evaluate"] == "success" and states["batch_transform.transform_champion"] == "success"
     assert states["deployment.deploy_endpoint"] == "skipped" and states["deployment.smoke_test_endpoint"] == "skipped"
     assert describe_endpoint("vertebral-column", control)["EndpointConfigName"] == endpoint["EndpointConfigName"]
@@ -93,12 +93,24 @@ def test_full_run(airflow_db, lake, spec):
 @pytest.mark.parametrize(
     "case, edit, failed_task, message",
     [
-        ("missing source file", lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "nope.arff")),
-         "ingest.land_raw_batch", "does not exist; nothing was landed"),
-        ("wrong delimiter", lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "semicolons.arff")),
-         "ingest.landing_gate", "gate vertebral_column.landing: FAILED"),
-        ("unknown column in the spec", lambda s, d: s.replace("  - {name: class, type: string}", "  - {name: bone_density, type: double}\n  - {name: class, type: string}"),
-         "ingest.landing_gate", "bone_density"),
+        (
+            "missing source file",
+            lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "nope.arff")),
+            "ingest.land_raw_batch",
+            "does not exist; nothing was landed",
+        ),
+        (
+            "wrong delimiter",
+            lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "semicolons.arff")),
+            "ingest.landing_gate",
+            "gate vertebral_column.landing: FAILED",
+        ),
+        (
+            "unknown column in the spec",
+            lambda s, d: s.replace("  - {name: class, type: string}", "  - {name: bone_density, type: double}\n  - {name: class, type: string}"),
+            "ingest.landing_gate",
+            "bone_density",
+        ),
     ],
 )
 def test_bad_input_stops_the_dag_and_writes_nothing_curated(airflow_db, lake, tmp_path, monkeypatch, case, edit, failed_task, message, capfd):

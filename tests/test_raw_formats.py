@@ -138,7 +138,13 @@ def test_pandas_reads_headered_and_headerless_csv():
     assert list(headerless.columns) == ["a", "b", "c"] and headerless.values.tolist() == [["1", "2", ""], ["4", "5", "6"]]
 
 
-@pytest.mark.parametrize("fmt, raw", [(RawFormat("csv", ",", False, ABC), b"1;2;3\n4;5;6\n"), (RawFormat("arff", ",", False, ABC), b"@attribute a real\n@attribute b real\n@attribute c real\n@data\n1;2;3\n")])
+@pytest.mark.parametrize(
+    "fmt, raw",
+    [
+        (RawFormat("csv", ",", False, ABC), b"1;2;3\n4;5;6\n"),
+        (RawFormat("arff", ",", False, ABC), b"@attribute a real\n@attribute b real\n@attribute c real\n@data\n1;2;3\n"),
+    ],
+)
 def test_pandas_names_fields_that_do_not_line_up(fmt, raw):
     frame = fmt.read_pandas(raw)
     assert list(frame.columns) == ["field_1"] and frame.values.tolist()[0] == ["1;2;3"]
@@ -168,7 +174,8 @@ def spark():
     mp = pytest.MonkeyPatch()
     mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     session = (
-        SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+        SparkSession.builder.master("local[1]")
+        .config("spark.ui.enabled", "false")
         .config("spark.pyspark.python", sys.executable)
         .config("spark.executorEnv.PYTHONPATH", str(ROOT / "plugins"))  # the workers unpickle gated_ml.raw_formats
         .config("spark.sql.shuffle.partitions", "1")
@@ -217,7 +224,9 @@ def test_pandas_and_spark_read_the_same(spark, tmp_path, case, fmt, raw):
 def test_spark_refuses_an_arff_header_that_does_not_line_up(spark, tmp_path):
     path = tmp_path / "raw.arff"
     path.write_text(ARFF.replace("63.03,22.55,", "63.03;22.55;").replace("39.06,?,", "39.06;?;"))
-    with pytest.raises(RawFormatError, match=r"the ARFF header declares 3 attributes \[\"'pelvic-incidence'\", 'Tilt', 'class'\] but data rows have 1 fields \(delimiter ','\)"):
+    with pytest.raises(
+        RawFormatError, match=r"the ARFF header declares 3 attributes \[\"'pelvic-incidence'\", 'Tilt', 'class'\] but data rows have 1 fields \(delimiter ','\)"
+    ):
         ARFF_FORMAT.read_spark(spark, str(path))
     with pytest.raises(RawFormatError, match="cannot read the source file"):
         ARFF_FORMAT.read_spark(spark, str(tmp_path / "missing.arff"))

@@ -22,7 +22,7 @@ def model(tmp_path_factory, spec):
 
     mp = pytest.MonkeyPatch()
     mp.setenv("AIRFLOW__GATED_ML__LAKE_ROOT", str(tmp_path_factory.mktemp("lake")))
-    env, run = LocalTarget().environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    env, run = LocalTarget().environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1)
     record, data = train_and_register(spec, env, run)
     yield {"spec": spec, "env": env, "run": run, "record": record, "test": data.iloc[3::4]}
     mp.undo()
@@ -86,8 +86,12 @@ def test_stock_boto3_runtime_client(server, model):
     answer = client.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=body)
     preds = answer["Body"].read().decode().split()
     assert answer["ContentType"] == "text/csv" and len(preds) == 5
-    as_json = client.invoke_endpoint(EndpointName="vertebral-column", ContentType="application/json", Accept="application/json",
-                                     Body=json.dumps({"instances": rows.to_dict(orient="records")}))
+    as_json = client.invoke_endpoint(
+        EndpointName="vertebral-column",
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"instances": rows.to_dict(orient="records")}),
+    )
     assert json.loads(as_json["Body"].read())["predictions"] == pytest.approx([float(p) for p in preds])
 
 
@@ -175,7 +179,7 @@ def test_no_request_fails_while_the_endpoint_is_updated(model):
                 try:
                     r = client.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=row)
                     results.append(r["ResponseMetadata"]["HTTPStatusCode"])
-                except Exception as e:  # any failure counts
+                except Exception as e:  # noqa: BLE001 (any failure counts: the loop records it instead of dying silently)
                     results.append(repr(e))
 
         thread = threading.Thread(target=hammer)

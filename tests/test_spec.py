@@ -1,6 +1,5 @@
 """Pipeline specs are validated on load, with messages naming the file and the field."""
 
-
 import pytest
 
 from conftest import ROOT, write_spec
@@ -30,8 +29,12 @@ def test_bundled_spec_loads(spec):
         ("    roc_auc: 0.85", "    auc: 0.85", "evaluation.thresholds.auc", "the evaluation name of 'auc' is 'roc_auc'"),
         ("    roc_auc: 0.85", "    rocauc: 0.85", "evaluation.thresholds.rocauc", "use one of ['roc_auc', 'pr_auc'"),
         ("    roc_auc: 0.85", "    rmse: 0.85", "evaluation.thresholds.rmse", "not an evaluation metric of binary_classification"),
-        ('objective_metric: "validation:logloss"', 'objective_metric: "validation:roc_auc"', "tuning.objective_metric",
-         "the training script reports it as ['auc']"),
+        (
+            'objective_metric: "validation:logloss"',
+            'objective_metric: "validation:roc_auc"',
+            "tuning.objective_metric",
+            "the training script reports it as ['auc']",
+        ),
         ('objective_metric: "validation:logloss"', 'objective_metric: "valid:logloss"', "tuning.objective_metric", "'validation:logloss'"),
         ("objective_type: Minimize", "objective_type: Maximize", "tuning.objective_type", "better when lower; use Minimize"),
         ("  decision_threshold: 0.5", "  decision_threshold: 0.5\n  champion_metric: macro_f1", "evaluation.champion_metric", "use one of"),

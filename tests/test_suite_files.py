@@ -32,7 +32,7 @@ def test_suites_are_gx_suites_with_parameters(spec):
 
 
 def test_materialise_refuses_a_missing_parameter(spec):
-    with pytest.raises(KeyError, match="pelvic_incidence.fence_low"):
+    with pytest.raises(KeyError, match=r"pelvic_incidence\.fence_low"):
         suites.materialise(suite_files.load(spec, "curated"), {})
 
 
@@ -42,5 +42,5 @@ def test_a_stale_suite_file_is_refused(spec, tmp_path, monkeypatch):
     suite_files.export(spec)
     assert suite_files.load(spec, "landing") == suites.suite(spec, "landing")["expectations"]
     edited = spec.model_copy(update={"gates": spec.gates.model_copy(update={"max_null_fraction": 0.2})})
-    with pytest.raises(suite_files.StaleSuite, match="vertebral_column.curated.json is out of date .* run `make gx-suites`"):
+    with pytest.raises(suite_files.StaleSuite, match=r"vertebral_column\.curated\.json is out of date .* run `make gx-suites`"):
         suite_files.load(edited, "curated")

@@ -53,9 +53,17 @@ def test_aws_target_puts_every_operator_between_its_request_and_result(monkeypat
 
     monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "aws")
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["vertebral_column"]
-    for group, step in [("etl", "glue_etl"), ("etl", "catalog_partition"), ("training", "train"), ("training", "tune"),
-                        ("batch_transform", "create_model"), ("batch_transform", "transform"), ("batch_transform", "transform_champion"),
-                        ("deployment", "deploy_endpoint"), ("deployment", "register_model_version")]:
+    for group, step in [
+        ("etl", "glue_etl"),
+        ("etl", "catalog_partition"),
+        ("training", "train"),
+        ("training", "tune"),
+        ("batch_transform", "create_model"),
+        ("batch_transform", "transform"),
+        ("batch_transform", "transform_champion"),
+        ("deployment", "deploy_endpoint"),
+        ("deployment", "register_model_version"),
+    ]:
         operator = dag.get_task(f"{group}.{step}")
         upstream = operator.get_flat_relative_ids(upstream=True)
         assert f"{group}.{step}_request" in upstream, step
@@ -108,7 +116,7 @@ def test_local_catalog_creates_the_table_once_and_keeps_partitions(lake, spec, e
     first = create_partition(table, jr.catalog_partition(spec, env, run))["Partition"]
     assert first["Values"] == [run.ds] and first["StorageDescriptor"]["Location"].endswith(f"/curated/ds={run.ds}/")
     assert create_partition(table, jr.catalog_partition(spec, env, run))["Partition"] == first  # if_exists: skip
-    later = jr.Run(dt.datetime(2026, 11, 8, tzinfo=dt.timezone.utc), 1)
+    later = jr.Run(dt.datetime(2026, 11, 8, tzinfo=dt.UTC), 1)
     create_partition(table, jr.catalog_partition(spec, env, later))
     assert len(list((ControlPlane().root / "glue-partitions").glob("*.json"))) == 2
     assert len(list((ControlPlane().root / "glue-tables").glob("*.json"))) == 1

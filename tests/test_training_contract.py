@@ -8,13 +8,13 @@ import pytest
 
 from gated_ml import job_requests as jr
 from gated_ml import storage
-from gated_ml.lake import local_path
 from gated_ml.errors import ResourceInUse
+from gated_ml.lake import local_path
 from gated_ml.local.training import run_training_job
 from gated_ml.spec import PROJECT_ROOT
 from gated_ml.stages.code import _deterministic_tar, package_code
 
-PROBE = '''
+PROBE = """
 import json, os, sys
 model_dir = os.environ["SM_MODEL_DIR"]
 seen = {
@@ -31,7 +31,7 @@ if os.environ.get("SM_HP_FAIL") == "yes":
 print("validation:logloss=0.5")
 print("validation:logloss=0.25")  # the final value is the last one logged
 print("validation:auc=9.5e-1")
-'''
+"""
 
 
 def _upload_code(spec, env, files):
@@ -69,7 +69,7 @@ def test_contract_env_channels_hyperparameters_and_metrics(probe_request):
     assert env["SM_HP_MAX_DEPTH"] == "3" and env["SM_NUM_GPUS"] == "0" and env["SM_CURRENT_HOST"] == "algo-1"
     assert json.loads(env["SM_HPS"])["eta"] == "0.1"
     assert "sagemaker_program" not in seen["hyperparameters_json"] and seen["hyperparameters_json"]["num_round"] == "200"
-    assert ["--max_depth", "3"] == seen["argv"][seen["argv"].index("--max_depth"):][:2]
+    assert ["--max_depth", "3"] == seen["argv"][seen["argv"].index("--max_depth") :][:2]
     assert "train.py" in seen["cwd_files"]
     metrics = {m["MetricName"]: m["Value"] for m in describe["FinalMetricDataList"]}
     assert metrics == {"validation:logloss": 0.25, "validation:auc": 0.95}

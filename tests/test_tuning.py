@@ -10,7 +10,7 @@ from gated_ml.local.tuning import run_tuning_job
 from test_training_contract import _seed_features, _upload_code
 
 # The objective peaks at eta = 0.05 (on a log scale) and depth = 4.
-PROBE = '''
+PROBE = """
 import argparse, math
 p = argparse.ArgumentParser()
 p.add_argument("--eta", type=float); p.add_argument("--max_depth", type=int); p.add_argument("--booster")
@@ -18,7 +18,7 @@ a, _ = p.parse_known_args()
 if a.booster == "broken":
     raise SystemExit("booster 'broken' is not supported")
 print(f"validation:score={-(math.log10(a.eta) - math.log10(0.05)) ** 2 - 0.1 * (a.max_depth - 4) ** 2}")
-'''
+"""
 
 
 def _request(spec, env, run, code, strategy, jobs, parallel, categorical=("gbtree",)):

@@ -50,7 +50,7 @@ def input_fn(request_body, request_content_type):
     kind = (request_content_type or "").split(";")[0].strip().lower()
     if kind == CSV:
         lines = [line for line in body.splitlines() if line.strip()]
-        rows = [line.split(",") for line in lines] if '"' not in body else [r for r in csv.reader(lines)]
+        rows = [line.split(",") for line in lines] if '"' not in body else list(csv.reader(lines))
         return _records(None, rows)
     if kind == JSON:
         try:

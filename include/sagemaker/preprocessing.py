@@ -28,7 +28,7 @@ class Preprocessor:
     def columns(self):
         return self.state["columns"] if self.state else self.numeric + list(self.categorical)
 
-    def fit(self, frame: pd.DataFrame) -> "Preprocessor":
+    def fit(self, frame: pd.DataFrame) -> Preprocessor:
         numeric = {}
         for col in self.numeric:
             values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
@@ -71,7 +71,7 @@ class Preprocessor:
         return json.dumps(self.state, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "Preprocessor":
+    def from_json(cls, text: str) -> Preprocessor:
         state = json.loads(text)
         pre = cls(numeric=state["numeric"], categorical=state["categorical"])
         pre.state = state

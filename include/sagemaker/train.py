@@ -134,7 +134,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         train(args)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (the container contract: every failure is written to SM_OUTPUT_DIR/failure)
         output_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, "failure"), "w") as f:

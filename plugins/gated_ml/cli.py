@@ -21,7 +21,7 @@ def _summary(spec, dag_run) -> int:
     loc = jr.locations(spec, env)
     print("\n" + "=" * 78)
     print(f"{spec.name} run of ds={ds}: {dag_run.state}")
-    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or dt.datetime.max.replace(tzinfo=dt.timezone.utc))):
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: t.start_date or dt.datetime.max.replace(tzinfo=dt.UTC)):
         took = f"{(ti.end_date - ti.start_date).total_seconds():6.1f}s" if ti.start_date and ti.end_date else "      -"
         print(f"  {ti.state or 'not run':<16}{took}  {ti.task_id}")
     report_uri = loc.evaluation(ds) + "metrics.json"
@@ -49,9 +49,10 @@ def _summary(spec, dag_run) -> int:
         row = test_file.read_text().splitlines()[0].split(",", 1)[1]
         print(f"\nEndpoint {endpoint['EndpointName']} ({endpoint['EndpointConfigName']}) is serving at {endpoint['Url']}")
         print("Call it with a stock boto3 client:")
-        print(
-            f"""  .venv/bin/python -c "import boto3; c = boto3.client('sagemaker-runtime', endpoint_url='{endpoint['Url']}', region_name='us-east-1', aws_access_key_id='local', aws_secret_access_key='local'); print(c.invoke_endpoint(EndpointName='{endpoint['EndpointName']}', ContentType='text/csv', Body=b'{row}')['Body'].read().decode())\""""
-        )
+        credentials = "region_name='us-east-1', aws_access_key_id='local', aws_secret_access_key='local'"
+        client = f"boto3.client('sagemaker-runtime', endpoint_url='{endpoint['Url']}', {credentials})"
+        call = f"c.invoke_endpoint(EndpointName='{endpoint['EndpointName']}', ContentType='text/csv', Body=b'{row}')['Body'].read().decode()"
+        print(f'  .venv/bin/python -c "import boto3; c = {client}; print({call})"')
         print(f"or: curl -s -X POST {endpoint['Url']}/invocations -H 'Content-Type: text/csv' --data '{row}'")
         print("Stop it with: make stop-endpoint")
     print("=" * 78)
@@ -59,8 +60,8 @@ def _summary(spec, dag_run) -> int:
 
 
 def demo(pipeline: str, ds: str) -> int:
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.configuration import conf
+    from airflow.dag_processing.dagbag import DagBag
 
     from gated_ml.spec import load_pipeline
 
@@ -70,7 +71,7 @@ def demo(pipeline: str, ds: str) -> int:
             print(f"DAG import error in {path}:\n{err}", file=sys.stderr)
         return 1
     dag = bag.dags[pipeline]
-    logical = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
+    logical = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
     print(f"Running DAG {pipeline} for logical date {ds} on the local target (task logs follow)...", flush=True)
     dag_run = dag.test(logical_date=logical)
     return _summary(load_pipeline(pipeline), dag_run)

@@ -68,8 +68,9 @@ def training_group(spec: PipelineSpec, target: Target, code):
     with TaskGroup("training", tooltip="SageMaker training and automatic model tuning") as group:
         trained = target.task(training.TRAIN, spec, "train", code=code)
         tuned = target.task(training.TUNE, spec, "tune", code=code)
-        chosen = stage_task(spec, target, "select_model", lambda s, e, r, trained, tuned: training.select_model(s, trained, tuned),
-                            trained=trained.output, tuned=tuned.output)
+        chosen = stage_task(
+            spec, target, "select_model", lambda s, e, r, trained, tuned: training.select_model(s, trained, tuned), trained=trained.output, tuned=tuned.output
+        )
     return group, chosen
 
 
@@ -82,8 +83,9 @@ def batch_transform_group(spec: PipelineSpec, target: Target, chosen, code):
         input_ok >> test.head
         validation = target.task(transform.TRANSFORM_VALIDATION, spec, "transform_validation", model=model.output)
         champion = target.task(transform.TRANSFORM_CHAMPION, spec, "transform_champion", model=model.output)
-        stage_task(spec, target, "predictions_gate", lambda s, e, r, transformed: gates.gate_predictions(s, e, r, transformed["output_uris"]),
-                   transformed=test.output)
+        stage_task(
+            spec, target, "predictions_gate", lambda s, e, r, transformed: gates.gate_predictions(s, e, r, transformed["output_uris"]), transformed=test.output
+        )
     return group, {"model": model.output, "test": test.output, "validation": validation.output, "champion": champion.output}
 
 
@@ -91,17 +93,30 @@ def evaluate_task(spec: PipelineSpec, outputs: dict, chosen, code):
     from gated_ml.evaluation.operator import EvaluateModelOperator
 
     return EvaluateModelOperator(
-        task_id="evaluate", pipeline=spec.name, test_output=outputs["test"], validation_output=outputs["validation"],
-        champion_output=outputs["champion"], chosen=chosen, model=outputs["model"], code=code,
+        task_id="evaluate",
+        pipeline=spec.name,
+        test_output=outputs["test"],
+        validation_output=outputs["validation"],
+        champion_output=outputs["champion"],
+        chosen=chosen,
+        model=outputs["model"],
+        code=code,
     )
 
 
 def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, code, evaluation) -> TaskGroup:
     with TaskGroup("deployment", tooltip="real-time endpoint (create, or update without downtime), its smoke test, the model package") as group:
-        endpoint = target.task(deployment.DEPLOY_ENDPOINT, spec, "deploy_endpoint", model=outputs["model"], evaluation=evaluation.output, transformed=outputs["test"])
-        stage_task(spec, target, "smoke_test_endpoint",
-                   lambda s, e, r, endpoint, transformed: deployment.smoke_test(s, e, r, endpoint, transformed["output_uris"], target.runtime_client(endpoint)),
-                   endpoint=endpoint.output, transformed=outputs["test"])
+        endpoint = target.task(
+            deployment.DEPLOY_ENDPOINT, spec, "deploy_endpoint", model=outputs["model"], evaluation=evaluation.output, transformed=outputs["test"]
+        )
+        stage_task(
+            spec,
+            target,
+            "smoke_test_endpoint",
+            lambda s, e, r, endpoint, transformed: deployment.smoke_test(s, e, r, endpoint, transformed["output_uris"], target.runtime_client(endpoint)),
+            endpoint=endpoint.output,
+            transformed=outputs["test"],
+        )
         target.task(deployment.REGISTER_MODEL_VERSION, spec, "register_model_version", chosen=chosen, evaluation=evaluation.output, code=code)
     return group
 
@@ -138,7 +153,7 @@ def build_dag(spec: PipelineSpec) -> DAG:
         dag_id=spec.dag_id,
         description=spec.description.strip().split("\n")[0][:200],
         schedule=spec.schedule,
-        start_date=dt.datetime.combine(spec.start_date, dt.time(), tzinfo=dt.timezone.utc),
+        start_date=dt.datetime.combine(spec.start_date, dt.time(), tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
         doc_md=_doc(spec),

@@ -41,7 +41,7 @@ class Run:
         return ds_of(self.logical_date)
 
     @classmethod
-    def from_context(cls, context) -> "Run":
+    def from_context(cls, context) -> Run:
         """The run of an Airflow task; manual runs without a logical date use ``run_after``."""
         logical = context.get("logical_date") or context["dag_run"].run_after
         return cls(logical_date=logical, try_number=context["ti"].try_number)
@@ -214,18 +214,21 @@ def _security(spec: PipelineSpec, req: dict) -> dict:
 
 
 def _training_common(spec: PipelineSpec, env: Environment, run: Run) -> dict:
-    return _security(spec, {
-        "AlgorithmSpecification": {
-            "TrainingImage": env.image_uri,
-            "TrainingInputMode": "File",
-            "MetricDefinitions": metric_definitions(spec),
+    return _security(
+        spec,
+        {
+            "AlgorithmSpecification": {
+                "TrainingImage": env.image_uri,
+                "TrainingInputMode": "File",
+                "MetricDefinitions": metric_definitions(spec),
+            },
+            "RoleArn": env.role_arn,
+            "InputDataConfig": _channels(spec, env, run),
+            "OutputDataConfig": {"S3OutputPath": locations(spec, env).models()},
+            "ResourceConfig": {"InstanceType": spec.training.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
+            "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
         },
-        "RoleArn": env.role_arn,
-        "InputDataConfig": _channels(spec, env, run),
-        "OutputDataConfig": {"S3OutputPath": locations(spec, env).models()},
-        "ResourceConfig": {"InstanceType": spec.training.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
-    })
+    )
 
 
 def training_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) -> dict:
@@ -268,7 +271,9 @@ def tuning_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) ->
     }
     defined = [d["Name"] for d in req["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]]
     if t.objective_metric not in defined:  # SageMaker: "The objective metric ... is not defined in MetricDefinitions"
-        raise RequestValidationError(f"CreateHyperParameterTuningJob: the objective metric {t.objective_metric!r} is not among the request's MetricDefinitions {defined}")
+        raise RequestValidationError(
+            f"CreateHyperParameterTuningJob: the objective metric {t.objective_metric!r} is not among the request's MetricDefinitions {defined}"
+        )
     return validate_request("sagemaker", "CreateHyperParameterTuningJob", req)
 
 

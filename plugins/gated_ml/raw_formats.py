@@ -164,7 +164,7 @@ class RawFormat:
         """
         wanted = self.names
         missing = [c for c in wanted if c not in names]
-        extra = [s for s, n in zip(source_names if source_names is not None else names, names) if n not in wanted]
+        extra = [s for s, n in zip(source_names if source_names is not None else names, names, strict=True) if n not in wanted]
         if missing or extra:
             raise RawFormatError(
                 f"source columns {list(names)} do not match the spec: spec columns not in the source: {missing}; "
@@ -183,9 +183,23 @@ class RawFormat:
         """
         header = self.has_header_line
         if engine == "pandas":
-            return {"sep": self.delimiter, "quotechar": QUOTE, "skipinitialspace": True, "header": 0 if header else None, "dtype": str, "keep_default_na": False}
+            return {
+                "sep": self.delimiter,
+                "quotechar": QUOTE,
+                "skipinitialspace": True,
+                "header": 0 if header else None,
+                "dtype": str,
+                "keep_default_na": False,
+            }
         if engine == "spark":
-            return {"sep": self.delimiter, "quote": QUOTE, "ignoreLeadingWhiteSpace": True, "ignoreTrailingWhiteSpace": True, "header": header, "inferSchema": False}
+            return {
+                "sep": self.delimiter,
+                "quote": QUOTE,
+                "ignoreLeadingWhiteSpace": True,
+                "ignoreTrailingWhiteSpace": True,
+                "header": header,
+                "inferSchema": False,
+            }
         raise ValueError(f"unknown engine {engine!r}: pandas | spark")
 
     # --- the readers --------------------------------------------------------------
@@ -222,9 +236,11 @@ class RawFormat:
         names as the file gives them). Spark reads the file; only the first
         ``ARFF_HEADER_SCAN`` lines come to the driver (to find an ARFF header).
         """
+        from pyspark.errors import AnalysisException
+
         try:
             text = spark.read.text(uri)
-        except Exception as e:  # AnalysisException [PATH_NOT_FOUND]
+        except AnalysisException as e:  # [PATH_NOT_FOUND]
             raise RawFormatError(f"cannot read the source file {uri}: {str(e).splitlines()[0]}") from None
         declared = None
         if self.format == "arff":
@@ -237,4 +253,3 @@ class RawFormat:
             declared = list(frame.columns)
         names = self.column_names(declared, len(frame.columns), strict=True)
         return frame.toDF(*names), list(declared) if declared is not None else names
-

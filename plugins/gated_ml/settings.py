@@ -2,7 +2,9 @@
 
 Each can be set in ``airflow.cfg`` or as ``AIRFLOW__GATED_ML__<KEY>`` in the environment:
 ``target`` (``local`` or ``aws``; default ``local``), ``lake_root`` (the local lake folder;
-default ``./lake``), ``spec_dir`` (default ``include/pipelines``), ``gx_dir`` (default ``great_expectations``), ``bucket`` (the lake bucket; default ``gated-ml-lake``), ``region``, ``aws_conn_id`` (``aws_default``), ``kms_key_id`` (SSE-KMS for lake writes and
+default ``./lake``), ``spec_dir`` (default ``include/pipelines``), ``gx_dir`` (default
+``great_expectations``), ``bucket`` (the lake bucket; default ``gated-ml-lake``), ``region``,
+``aws_conn_id`` (``aws_default``), ``kms_key_id`` (SSE-KMS for lake writes and
 job outputs on ``aws``), ``deferrable`` (``true``). On ``aws`` the bucket and role ARNs
 come from Airflow Variables at run time (see :meth:`gated_ml.targets.aws.AwsTarget.environment`).
 """

@@ -39,9 +39,7 @@ class Source(_Strict):
 class Column(_Strict):
     name: Annotated[str, Field(pattern=_COLUMN)]
     type: Literal["double", "integer", "string"]
-    categories: tuple[str, ...] | None = Field(
-        default=None, description="ordered categories of an ordinal string column"
-    )
+    categories: tuple[str, ...] | None = Field(default=None, description="ordered categories of an ordinal string column")
 
 
 class Target(_Strict):
@@ -57,7 +55,7 @@ class Split(_Strict):
     seed: int = 42
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> "Split":
+    def _sums_to_one(self) -> Split:
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-9 or min(self.train, self.validation, self.test) <= 0:
             raise ValueError(f"train + validation + test must be positive and sum to 1, got {total:g}")
@@ -65,8 +63,19 @@ class Split(_Strict):
 
 
 CHECKS = (
-    "schema", "row_count", "parseable", "duplicates", "nulls", "outliers", "class_balance", "drift",
-    "split_sizes", "stratification", "leakage", "completeness", "range",
+    "schema",
+    "row_count",
+    "parseable",
+    "duplicates",
+    "nulls",
+    "outliers",
+    "class_balance",
+    "drift",
+    "split_sizes",
+    "stratification",
+    "leakage",
+    "completeness",
+    "range",
 )
 DEFAULT_SEVERITY = {"drift": "warn"}  # every other check stops the pipeline unless the spec says warn
 
@@ -193,7 +202,7 @@ class PipelineSpec(_Strict):
     security: Security = Security()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "PipelineSpec":
+    def _consistent(self) -> PipelineSpec:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"columns: duplicate names in {names}")
@@ -207,9 +216,7 @@ class PipelineSpec(_Strict):
                 if len(classes) != 2:
                     raise ValueError(f"target.classes must have exactly 2 labels for binary_classification, got {list(classes)}")
                 if self.target.positive_class not in classes:
-                    raise ValueError(
-                        f"target.positive_class {self.target.positive_class!r} must be one of {list(classes)}"
-                    )
+                    raise ValueError(f"target.positive_class {self.target.positive_class!r} must be one of {list(classes)}")
         unknown = sorted(set(self.gates.null_tolerance) - set(names))
         if unknown:
             raise ValueError(f"gates.null_tolerance names columns {unknown} that are not among the columns {names}")

@@ -10,8 +10,8 @@ target builds the provider operator for that verb. Neither side knows the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

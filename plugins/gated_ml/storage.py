@@ -21,7 +21,7 @@ from gated_ml.lake import atomic_dir, atomic_write, files_under, local_path, spl
 _HIDDEN = (".", "_")  # as lake.files_under: Spark/Hadoop bookkeeping (_SUCCESS, .crc) and staging files
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _s3_hook(conn_id: str):
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -68,7 +68,7 @@ def list_uris(prefix: str) -> list[str]:
     if s3 := _s3():
         bucket, key = split_uri(prefix)
         keys = s3.list_keys(bucket_name=bucket, prefix=key) or []
-        rels = [k[len(key):] for k in keys]
+        rels = [k[len(key) :] for k in keys]
         return sorted(prefix + r for r in rels if r and not any(part.startswith(_HIDDEN) for part in r.split("/")))
     base = local_path(prefix)
     return [prefix + p.relative_to(base).as_posix() for p in files_under(base)]

@@ -60,10 +60,18 @@ def report(dag_id: str, run_id: str) -> str:
         g = loc.quality(ds) + f"{gate}.json"
         if storage.exists(g):
             record = json.loads(storage.read_text(g))
-            lines = [f["check"] + ": " + (f"column {f['column']!r}: " if f["column"] else "") + f"observed {f['observed']}, threshold {f['threshold']}"
-                     for f in record["findings"] if not f["success"]]
-            gates.append(f"<li><b>{html.escape(record['summary'])}</b>" + "".join(f"<br>{html.escape(l)}" for l in lines) + "</li>")
-    body = [f"<h1>{html.escape(dag_id)} · ds={ds}</h1>", f"<p>run <code>{html.escape(run_id)}</code></p>", "<h2>Data gates</h2>", f"<ul>{''.join(gates) or '<li>none ran</li>'}</ul>"]
+            lines = [
+                f["check"] + ": " + (f"column {f['column']!r}: " if f["column"] else "") + f"observed {f['observed']}, threshold {f['threshold']}"
+                for f in record["findings"]
+                if not f["success"]
+            ]
+            gates.append(f"<li><b>{html.escape(record['summary'])}</b>" + "".join(f"<br>{html.escape(line)}" for line in lines) + "</li>")
+    body = [
+        f"<h1>{html.escape(dag_id)} · ds={ds}</h1>",
+        f"<p>run <code>{html.escape(run_id)}</code></p>",
+        "<h2>Data gates</h2>",
+        f"<ul>{''.join(gates) or '<li>none ran</li>'}</ul>",
+    ]
     if storage.exists(uri):
         doc = json.loads(storage.read_text(uri))
         from gated_ml.evaluation.report import headline
@@ -72,16 +80,22 @@ def report(dag_id: str, run_id: str) -> str:
         body += [
             f"<h2>Model gate: {html.escape(doc['decision'])}</h2>",
             "".join(f"<p class=reason>{html.escape(r)}</p>" for r in doc["reasons"]),
-            f"<p>model <code>{html.escape(str(doc['model'].get('model_name')))}</code>, registry version {doc['registry_version']}, threshold {doc['threshold']}</p>",
-            "<h2>Test-set metrics</h2>", _table(headline(load_pipeline(dag_id), doc["metrics"])),
+            f"<p>model <code>{html.escape(str(doc['model'].get('model_name')))}</code>, "
+            f"registry version {doc['registry_version']}, threshold {doc['threshold']}</p>",
+            "<h2>Test-set metrics</h2>",
+            _table(headline(load_pipeline(dag_id), doc["metrics"])),
         ]
         if doc.get("champion_comparison"):
             body += ["<h2>Champion comparison</h2>", _table(doc["champion_comparison"])]
         body += [f'<img alt="{html.escape(p)}" src="{html.escape(run_id)}/{html.escape(p)}">' for p in doc["plots"]]
     else:
         body.append("<p>No evaluation for this run (yet): a gate may have stopped it earlier.</p>")
-    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:45%;margin:8px}.reason{color:#b00}"
-    return f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(dag_id)} report</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:45%;margin:8px}.reason{color:#b00}"
+    )
+    head = f"<meta charset=utf-8><title>{html.escape(dag_id)} report</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(body)}</body></html>"
 
 
 @app.get("/reports/{dag_id}/{run_id}/{name}.png")

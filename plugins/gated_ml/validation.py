@@ -15,7 +15,7 @@ import re
 from gated_ml.errors import RequestValidationError
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _service(service: str):
     import botocore.session  # here, not at the top: request builders are imported at DAG parse time
 
@@ -52,7 +52,7 @@ def _walk(value, shape, path: str, errors: list[str]) -> None:
             errors.append(f"{path}: {value!r} is not one of {enum}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(pattern: str):
     try:
         return re.compile(pattern, re.DOTALL)

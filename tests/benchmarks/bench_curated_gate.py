@@ -33,14 +33,19 @@ ROWS, FEATURES = 1_000_000, 11
 
 
 def bench_spec() -> PipelineSpec:
-    return PipelineSpec.model_validate({
-        "name": "bench", "description": "synthetic", "start_date": "2026-01-01", "problem_type": "binary_classification",
-        "source": {"path": "none.csv", "format": "csv"},
-        "columns": [{"name": f"x{i}", "type": "double"} for i in range(FEATURES)] + [{"name": "label", "type": "string"}],
-        "target": {"column": "label", "classes": ["a", "b"], "positive_class": "b"},
-        "gates": {"max_null_fraction": 0.01},
-        "tuning": {"objective_metric": "validation:auc", "objective_type": "Maximize", "ranges": {"eta": {"type": "continuous", "min": 0.01, "max": 0.3}}},
-    })
+    return PipelineSpec.model_validate(
+        {
+            "name": "bench",
+            "description": "synthetic",
+            "start_date": "2026-01-01",
+            "problem_type": "binary_classification",
+            "source": {"path": "none.csv", "format": "csv"},
+            "columns": [{"name": f"x{i}", "type": "double"} for i in range(FEATURES)] + [{"name": "label", "type": "string"}],
+            "target": {"column": "label", "classes": ["a", "b"], "positive_class": "b"},
+            "gates": {"max_null_fraction": 0.01},
+            "tuning": {"objective_metric": "validation:auc", "objective_type": "Maximize", "ranges": {"eta": {"type": "continuous", "min": 0.01, "max": 0.3}}},
+        }
+    )
 
 
 def table(seed: int) -> pd.DataFrame:
@@ -67,18 +72,19 @@ def numpy_figures(frame: pd.DataFrame, spec: PipelineSpec, base: dict) -> dict:
         with np.errstate(divide="ignore", invalid="ignore"):
             out[f"{col}.kl"] = float(np.sum(np.where(p > 0, p * np.log(p / q), 0.0)))
     labels, counts = np.unique(frame["label"].to_numpy(), return_counts=True)
-    out["class_shares"] = dict(zip(labels, counts / n))
+    out["class_shares"] = dict(zip(labels, counts / n, strict=True))
     out["unseen"] = sorted(set(labels) - {"a", "b"})
     return out
 
 
 def fresh_process_costs() -> tuple[float, float]:
+    expectation = "{'type': 'expect_column_values_to_not_be_null', 'kwargs': {'column': 'a'}, 'meta': {'check': 'nulls'}}"
     code = (
-        "import sys, time; sys.path.insert(0, %r); t = time.perf_counter(); import great_expectations; "
+        f"import sys, time; sys.path.insert(0, {str(ROOT / 'plugins')!r}); t = time.perf_counter(); import great_expectations; "
         "i = time.perf_counter() - t; import pandas as pd; from gated_ml.quality.checkpoint import run_checkpoint; "
-        "t = time.perf_counter(); run_checkpoint('g', [{'type': 'expect_column_values_to_not_be_null', 'kwargs': {'column': 'a'}, 'meta': {'check': 'nulls'}}], pd.DataFrame({'a': [1]})); "
+        f"t = time.perf_counter(); run_checkpoint('g', [{expectation}], pd.DataFrame({{'a': [1]}})); "
         "print(i, time.perf_counter() - t)"
-    ) % str(ROOT / "plugins")
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     imp, first = out.stdout.split()[-2:]
     return float(imp), float(first)

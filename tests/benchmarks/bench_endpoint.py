@@ -45,12 +45,12 @@ os.environ["OMP_NUM_THREADS"] = "1"  # as the model server runs (containers._spa
 
 from gated_ml import job_requests as jr  # noqa: E402
 from gated_ml import storage  # noqa: E402
-from gated_ml.local.hosting import runtime_client  # noqa: E402
-from gated_ml.targets.local import LocalTarget  # noqa: E402
 from gated_ml.lake import local_path  # noqa: E402
 from gated_ml.local import containers, hosting  # noqa: E402
+from gated_ml.local.hosting import runtime_client  # noqa: E402
 from gated_ml.local.transform import run_transform_job  # noqa: E402
 from gated_ml.spec import load_pipeline  # noqa: E402
+from gated_ml.targets.local import LocalTarget  # noqa: E402
 from modelkit import train_and_register  # noqa: E402
 
 REQUESTS, WARMUP, THREADS, BATCH_ROWS = 2000, 100, 4, 50_000
@@ -73,7 +73,7 @@ def load_in_process(record: dict):
 # --- measuring ---------------------------------------------------------------------------
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def time_calls(call, bodies: list[bytes], n: int = REQUESTS, warmup: int = WARMUP) -> dict:
@@ -201,7 +201,7 @@ def print_batch(rows: int, transform_s: float, in_process_s: float, startup_s: f
 def main():
     spec = load_pipeline("vertebral_column")
     env = LocalTarget().environment()
-    run = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), 1)
+    run = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1)
     endpoint, bare = None, None
     try:
         t = time.perf_counter()
@@ -237,8 +237,10 @@ def main():
         print(f"router cost: {router_ms:+.2f} ms at p50 (endpoint vs bare server); model-server start-up: {startup:.2f} s")
         print_batch(len(big), transform_s, in_process_s, startup)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"\n(machine: {os.cpu_count()} CPUs shared by client, router and model server; load average {load};"
-              " xgboost on 1 OpenMP thread in-process and in the servers)")
+        print(
+            f"\n(machine: {os.cpu_count()} CPUs shared by client, router and model server; load average {load};"
+            " xgboost on 1 OpenMP thread in-process and in the servers)"
+        )
     finally:
         if endpoint is not None:
             hosting.delete_endpoint(endpoint["EndpointName"])

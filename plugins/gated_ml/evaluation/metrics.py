@@ -34,7 +34,7 @@ def binary_metrics(y_true, y_score, threshold: float = 0.5) -> dict:
     precision, recall, _ = skm.precision_recall_curve(y_true, y_score) if both else ([], [], [])
     return {
         "threshold": float(threshold),
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "confusion_matrix": {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)},
         "sensitivity": float(skm.recall_score(y_true, y_pred, pos_label=1, zero_division=0)),
         "specificity": float(skm.recall_score(y_true, y_pred, pos_label=0, zero_division=0)),
@@ -77,7 +77,7 @@ def multiclass_metrics(y_true, y_pred, labels: list[str]) -> dict:
         raise ValueError(f"y_true and y_pred must be the same length, got {len(y_true)} and {len(y_pred)}")
     report = skm.classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "labels": labels,
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "per_class": {c: {k: float(report[c][k]) for k in ("precision", "recall", "f1-score", "support")} for c in labels},
@@ -97,7 +97,7 @@ def regression_metrics(y_true, y_pred) -> dict:
     err = np.abs(y_true - y_pred)
     mse = skm.mean_squared_error(y_true, y_pred)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "mse": float(mse),
         "rmse": float(skm.root_mean_squared_error(y_true, y_pred)),
         "mae": float(skm.mean_absolute_error(y_true, y_pred)),
@@ -105,8 +105,6 @@ def regression_metrics(y_true, y_pred) -> dict:
         "within_0_5": float(np.mean(err <= 0.5)),
         "within_1_0": float(np.mean(err <= 1.0)),
     }
-
-
 
 
 def check_thresholds(metrics: dict, thresholds: dict[str, float]) -> list[str]:

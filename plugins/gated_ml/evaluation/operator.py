@@ -10,7 +10,8 @@ Its extra link opens the report in the Airflow UI.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
@@ -46,4 +47,6 @@ class EvaluateModelOperator(BaseOperator):
         spec = load_pipeline(self.pipeline)
         model = {**self.chosen, **self.model}
         run = Run.from_context(context)
-        return airflow_outcome(evaluate)(spec, configured().environment(), run, self.test_output, self.validation_output, self.champion_output, model, self.code)
+        return airflow_outcome(evaluate)(
+            spec, configured().environment(), run, self.test_output, self.validation_output, self.champion_output, model, self.code
+        )

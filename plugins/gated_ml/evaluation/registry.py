@@ -54,7 +54,7 @@ def register(spec: PipelineSpec, env, record: dict) -> dict:
         raise ValueError(f"decision {record['decision']!r} is not one of {DECISIONS}")
     existing = [v for v in versions(spec, env) if v["model_name"] == record["model_name"]]
     number = existing[0]["version"] if existing else 1 + max((v["version"] for v in versions(spec, env)), default=0)
-    entry = {**record, "pipeline": spec.name, "version": number, "registered_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    entry = {**record, "pipeline": spec.name, "version": number, "registered_at": dt.datetime.now(dt.UTC).isoformat()}
     storage.write(_prefix(spec, env) + f"versions/v{number:04d}.json", json.dumps(entry, indent=2, default=str))
     return entry
 
@@ -70,6 +70,6 @@ def champion(spec: PipelineSpec, env) -> dict | None:
 
 
 def crown(spec: PipelineSpec, env, version: int, endpoint_config: str) -> dict:
-    pointer = {"version": version, "endpoint_config": endpoint_config, "deployed_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    pointer = {"version": version, "endpoint_config": endpoint_config, "deployed_at": dt.datetime.now(dt.UTC).isoformat()}
     storage.write(_prefix(spec, env) + "champion.json", json.dumps(pointer, indent=2))
     return pointer

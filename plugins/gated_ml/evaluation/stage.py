@@ -53,24 +53,34 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
     for name, png in images.items():
         storage.write(out + name, png)
 
-    entry = registry.register(spec, env, {
-        "model_name": model["model_name"],
-        "model_data": model["model_data"],
-        "training_job": model["job_name"],
-        "tuning_job": model.get("tuning_job"),
-        "ds": run.ds,
-        "decision": result["decision"],
-        "reasons": result["reasons"],
-        "threshold": result["threshold"],
-        "metrics": report.headline(spec, result["metrics"]),
-        "data": registry.data_snapshot(spec, env, run.ds),
-        "code": {"digest": code["digest"], "sourcedir_uri": code["sourcedir_uri"], "git_commit": registry.git_commit()},
-    })
+    entry = registry.register(
+        spec,
+        env,
+        {
+            "model_name": model["model_name"],
+            "model_data": model["model_data"],
+            "training_job": model["job_name"],
+            "tuning_job": model.get("tuning_job"),
+            "ds": run.ds,
+            "decision": result["decision"],
+            "reasons": result["reasons"],
+            "threshold": result["threshold"],
+            "metrics": report.headline(spec, result["metrics"]),
+            "data": registry.data_snapshot(spec, env, run.ds),
+            "code": {"digest": code["digest"], "sourcedir_uri": code["sourcedir_uri"], "git_commit": registry.git_commit()},
+        },
+    )
     document = {
-        "pipeline": spec.name, "ds": run.ds, "problem_type": spec.problem_type, "model": model,
-        "registry_version": entry["version"], "thresholds": spec.evaluation.thresholds,
-        "threshold_rule": spec.evaluation.threshold_rule, "feature_importance": importance,
-        "plots": sorted(images), **result,
+        "pipeline": spec.name,
+        "ds": run.ds,
+        "problem_type": spec.problem_type,
+        "model": model,
+        "registry_version": entry["version"],
+        "thresholds": spec.evaluation.thresholds,
+        "threshold_rule": spec.evaluation.threshold_rule,
+        "feature_importance": importance,
+        "plots": sorted(images),
+        **result,
     }
     if spec.problem_type == "binary_classification":
         document["positive_class"] = spec.target.positive_class
@@ -79,5 +89,10 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
     log.info("model gate: %s%s", result["decision"], "".join(f"; {r}" for r in result["reasons"]))
     if result["decision"] == "Rejected":
         raise ModelGateFailed("model gate: the model may not be deployed: " + "; ".join(result["reasons"]) + f" (report: {out}metrics.json)")
-    return {"report_uri": out + "metrics.json", "decision": result["decision"], "version": entry["version"],
-            "threshold": result["threshold"], "metrics": report.headline(spec, result["metrics"])}
+    return {
+        "report_uri": out + "metrics.json",
+        "decision": result["decision"],
+        "version": entry["version"],
+        "threshold": result["threshold"],
+        "metrics": report.headline(spec, result["metrics"]),
+    }

@@ -22,10 +22,14 @@ def create_partition(table_request: dict, partition_request: dict, control: Cont
     if control.get("glue-tables", f"{database}.{table}") is None:
         control.put("glue-tables", f"{database}.{table}", {**table_request["TableInput"], "DatabaseName": database, "CreateTime": now()})
     if (partition_request["DatabaseName"], partition_request["TableName"]) != (database, table):
-        raise ResourceNotFound(f"partition of {partition_request['DatabaseName']}.{partition_request['TableName']}: table {database}.{table} is the one created")
+        raise ResourceNotFound(
+            f"partition of {partition_request['DatabaseName']}.{partition_request['TableName']}: table {database}.{table} is the one created"
+        )
     values = partition_request["PartitionInput"]["Values"]
     key = f"{database}.{table}." + "/".join(values)
     record = control.get("glue-partitions", key)
     if record is None:
-        record = control.put("glue-partitions", key, {**partition_request["PartitionInput"], "DatabaseName": database, "TableName": table, "CreationTime": now()})
+        record = control.put(
+            "glue-partitions", key, {**partition_request["PartitionInput"], "DatabaseName": database, "TableName": table, "CreationTime": now()}
+        )
     return {"Partition": record}

@@ -44,8 +44,14 @@ def _spawn(argv: list[str], name: str, log_path: Path, detach: bool, timeout: fl
     ready.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(PLUGINS_DIR), "OMP_NUM_THREADS": "1"}
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", *argv, "--ready-file", str(ready)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *argv, "--ready-file", str(ready)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -65,10 +71,16 @@ def start(container_def: dict, endpoint_name: str, log_path: Path, port: int = 0
     env_vars = container_def.get("Environment", {})
     argv = [
         "gated_ml.local.model_server",
-        "--model-data", str(local_path(container_def["ModelDataUrl"])),
-        "--code", str(local_path(env_vars["SAGEMAKER_SUBMIT_DIRECTORY"])),
-        "--program", env_vars.get("SAGEMAKER_PROGRAM", "inference.py"),
-        "--port", str(port), "--endpoint-name", endpoint_name,
+        "--model-data",
+        str(local_path(container_def["ModelDataUrl"])),
+        "--code",
+        str(local_path(env_vars["SAGEMAKER_SUBMIT_DIRECTORY"])),
+        "--program",
+        env_vars.get("SAGEMAKER_PROGRAM", "inference.py"),
+        "--port",
+        str(port),
+        "--endpoint-name",
+        endpoint_name,
     ]
     return _spawn(argv, f"model server for {endpoint_name}", log_path, detach, timeout)
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 class ControlPlane:
@@ -51,8 +51,10 @@ class ControlPlane:
             log.info("%s %s already completed from the same request: reusing it", kind, name)
             return existing
         raise ResourceInUse(
-            f"{kind} {name} already exists" + (f" with status {status}" if status_key else "")
-            + ("" if same else " and a different request") + "; clear the task to run it again under a new try number"
+            f"{kind} {name} already exists"
+            + (f" with status {status}" if status_key else "")
+            + ("" if same else " and a different request")
+            + "; clear the task to run it again under a new try number"
         )
 
     def work_dir(self, kind: str, name: str) -> Path:

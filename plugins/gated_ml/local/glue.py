@@ -74,7 +74,7 @@ def run_job(create_job: dict, job_run: dict) -> dict:
     for line in proc.stdout.splitlines():
         log.info("[glue] %s", line)
     if proc.returncode != 0:
-        reasons = [l for l in proc.stderr.splitlines() if l.startswith("ETL failed:")]
+        reasons = [line for line in proc.stderr.splitlines() if line.startswith("ETL failed:")]
         reason = reasons[-1] if reasons else "\n".join(proc.stderr.splitlines()[-15:])
         failed = JobFailed if proc.returncode == 2 else GlueJobFault  # exit code 2: the script refused the data
         raise failed(f"Glue job {create_job['Name']} failed: {reason}")

@@ -77,8 +77,9 @@ def create_or_update_endpoint(req: dict, control: ControlPlane | None = None, ve
             verify(backend.url)
     except BaseException:
         containers.stop(backend.pid)
-        log.error("endpoint %s: %s failed its smoke test; %s", name, config_name,
-                  f"{old['EndpointConfigName']} keeps serving" if old else "nothing was deployed")
+        log.error(
+            "endpoint %s: %s failed its smoke test; %s", name, config_name, f"{old['EndpointConfigName']} keeps serving" if old else "nothing was deployed"
+        )
         raise
     if old and old["EndpointStatus"] == "InService":
         containers.switch(old["Url"], backend.url)
@@ -133,7 +134,10 @@ def runtime_client(url: str, max_attempts: int = 3):
     from gated_ml.settings import region
 
     return boto3.client(
-        "sagemaker-runtime", endpoint_url=url, region_name=region(),
-        aws_access_key_id="local", aws_secret_access_key="local",  # loopback only: the server ignores signatures
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name=region(),
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # loopback only: the server ignores signatures
         config=Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}),
     )

@@ -30,8 +30,16 @@ def create_model_package(request: dict, control: ControlPlane | None = None) -> 
     control = control or ControlPlane()
     group = request["ModelPackageGroupName"]
     if control.get("model-package-groups", group) is None:
-        control.put("model-package-groups", group, {"ModelPackageGroupName": group, "ModelPackageGroupArn": control.arn("model-package-groups", group),
-                                                    "ModelPackageGroupStatus": "Completed", "CreationTime": now()})
+        control.put(
+            "model-package-groups",
+            group,
+            {
+                "ModelPackageGroupName": group,
+                "ModelPackageGroupArn": control.arn("model-package-groups", group),
+                "ModelPackageGroupStatus": "Completed",
+                "CreationTime": now(),
+            },
+        )
     for existing in packages(group, control):
         if existing["Request"] == request:
             return existing

@@ -76,7 +76,11 @@ class _Router(BaseHTTPRequestHandler):
                 conn.close()
                 self.state.local.conn = None
                 if attempt == 2:
-                    self._reply(503, json.dumps({"ErrorCode": "ServiceUnavailable", "Message": "no model server answered"}).encode(), {"Content-Type": "application/json"})
+                    self._reply(
+                        503,
+                        json.dumps({"ErrorCode": "ServiceUnavailable", "Message": "no model server answered"}).encode(),
+                        {"Content-Type": "application/json"},
+                    )
                     return
         out = {"Content-Type": resp.getheader("Content-Type", "application/octet-stream")}
         self._reply(resp.status, data, out)
@@ -90,7 +94,13 @@ class _Router(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD_BYTES:
-            self._reply(413, json.dumps({"ErrorCode": "PayloadTooLarge", "Message": f"request body of {length} bytes exceeds the {MAX_PAYLOAD_BYTES} byte payload limit"}).encode(), {"Content-Type": "application/json"})
+            self._reply(
+                413,
+                json.dumps(
+                    {"ErrorCode": "PayloadTooLarge", "Message": f"request body of {length} bytes exceeds the {MAX_PAYLOAD_BYTES} byte payload limit"}
+                ).encode(),
+                {"Content-Type": "application/json"},
+            )
             self.close_connection = True
             return
         self._forward("POST", self.rfile.read(length))

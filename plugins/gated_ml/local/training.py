@@ -76,7 +76,9 @@ def container_env(job_dir: Path, req: dict, hps: dict, num_cpus: int) -> dict:
         "SM_HOSTS": json.dumps(["algo-1"]),
         "SM_USER_ENTRY_POINT": req["HyperParameters"]["sagemaker_program"],
         "SM_MODULE_DIR": req["HyperParameters"]["sagemaker_submit_directory"],
-        "SM_TRAINING_ENV": json.dumps({"job_name": req["TrainingJobName"], "hyperparameters": hps, "channel_input_dirs": {c: str(job_dir / "input" / "data" / c) for c in channels}}),
+        "SM_TRAINING_ENV": json.dumps(
+            {"job_name": req["TrainingJobName"], "hyperparameters": hps, "channel_input_dirs": {c: str(job_dir / "input" / "data" / c) for c in channels}}
+        ),
     }
     for c in channels:
         env[f"SM_CHANNEL_{c.upper()}"] = str(job_dir / "input" / "data" / c)
@@ -119,7 +121,9 @@ def run_training_job(req: dict, control: ControlPlane | None = None, num_cpus: i
     config = job_dir / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(user_hps))
-    (config / "inputdataconfig.json").write_text(json.dumps({c["ChannelName"]: {k: v for k, v in c.items() if k != "DataSource"} for c in req.get("InputDataConfig", [])}))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({c["ChannelName"]: {k: v for k, v in c.items() if k != "DataSource"} for c in req.get("InputDataConfig", [])})
+    )
     (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
     for channel in req.get("InputDataConfig", []):
         s3.download_prefix(channel["DataSource"]["S3DataSource"]["S3Uri"], job_dir / "input" / "data" / channel["ChannelName"])

@@ -115,7 +115,7 @@ def transform_file(path: Path, url: str, req: dict) -> str:
         if len(lines) != len(batch):
             raise TransformError(f"{path.name}: the model returned {len(lines)} predictions for {len(batch)} records")
         predictions += lines
-    out = [out_filter(r + p if join else p) for r, p in zip(rows, predictions)]
+    out = [out_filter(r + p if join else p) for r, p in zip(rows, predictions, strict=True)]
     return "".join(line + "\n" for line in _format(out, quoted))
 
 
@@ -133,7 +133,14 @@ def run_transform_job(req: dict, model_record: dict, control: ControlPlane | Non
     files = s3.list_files(tin["DataSource"]["S3DataSource"]["S3Uri"])
     if not files:
         raise TransformError(f"no input files under {tin['DataSource']['S3DataSource']['S3Uri']}")
-    record = {"TransformJobName": name, "TransformJobArn": control.arn(KIND, name), "ModelName": req["ModelName"], "TransformJobStatus": "InProgress", "CreationTime": now(), "Request": req}
+    record = {
+        "TransformJobName": name,
+        "TransformJobArn": control.arn(KIND, name),
+        "ModelName": req["ModelName"],
+        "TransformJobStatus": "InProgress",
+        "CreationTime": now(),
+        "Request": req,
+    }
     control.put(KIND, name, record)
     work = control.work_dir(KIND, name)
     server = containers.start(model_record["PrimaryContainer"], name, work / "container.log")

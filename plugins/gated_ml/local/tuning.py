@@ -95,7 +95,9 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
             "TrainingJobStatus": describe["TrainingJobStatus"],
             "TunedHyperParameters": tuned,
             "FailureReason": describe.get("FailureReason") or (None if value is not None else f"no {objective['MetricName']} in the log"),
-            "FinalHyperParameterTuningJobObjectiveMetric": None if value is None else {"Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value},
+            "FinalHyperParameterTuningJobObjectiveMetric": None
+            if value is None
+            else {"Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value},
             "ModelArtifacts": describe.get("ModelArtifacts"),
         }
 
@@ -109,7 +111,7 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
             asked = [study.ask() for _ in range(min(parallel, limits["MaxNumberOfTrainingJobs"] - len(trials)))]
             # sample here, in trial order: suggesting inside the worker threads would race for the sampler's RNG
             tuned = [_suggest(trial, cfg["ParameterRanges"]) for trial in asked]
-            for trial, summary in zip(asked, pool.map(run_trial, asked, tuned)):
+            for trial, summary in zip(asked, pool.map(run_trial, asked, tuned), strict=True):
                 metric = summary["FinalHyperParameterTuningJobObjectiveMetric"]
                 if summary["TrainingJobStatus"] == "Completed" and metric:
                     study.tell(trial, metric["Value"])

@@ -31,10 +31,13 @@ def compute(spec: PipelineSpec, frame, ds: str) -> dict:
         edges[0], edges[-1] = -np.inf, np.inf  # open tails: a shifted batch still falls in some bin
         weights = np.histogram(values, edges)[0] / len(values)
         columns[col] = {
-            "q1": float(q1), "q3": float(q3), "mean": float(values.mean()), "std": float(values.std()),
+            "q1": float(q1),
+            "q3": float(q3),
+            "mean": float(values.mean()),
+            "std": float(values.std()),
             "partition": {"bins": [float(e) for e in edges], "weights": [float(w) for w in weights]},
         }
-    stats = {"source_ds": ds, "rows": int(len(frame)), "columns": columns}
+    stats = {"source_ds": ds, "rows": len(frame), "columns": columns}
     if spec.is_classification:
         stats["class_shares"] = {str(k): float(v) for k, v in frame[spec.target.column].value_counts(normalize=True).items()}
     return stats
@@ -64,7 +67,7 @@ def for_batch(spec: PipelineSpec, env, frame, ds: str) -> tuple[dict, bool]:
 
 
 def _write(spec, env, stats: dict, action: str, reason: str) -> dict:
-    entry = {"at": dt.datetime.now(dt.timezone.utc).isoformat(), "by": getpass.getuser(), "action": action, "source_ds": stats["source_ds"], "reason": reason}
+    entry = {"at": dt.datetime.now(dt.UTC).isoformat(), "by": getpass.getuser(), "action": action, "source_ds": stats["source_ds"], "reason": reason}
     stats = {**stats, "accepted": entry}
     storage.write(_uri(spec, env), json.dumps(stats, indent=2))
     history = jr.locations(spec, env).baseline() + "history.jsonl"

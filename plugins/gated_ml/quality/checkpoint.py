@@ -81,7 +81,10 @@ def _explain(cfg: dict, res: dict) -> tuple[str, str]:
         if typ == "expect_column_values_to_not_be_null":
             return f"{_pct(res['unexpected_percent'])} null ({res['unexpected_count']} of {res['element_count']} rows)", f"at most {allowed:.2f}% null"
         if typ == "expect_column_values_to_be_between":
-            return observed + f", e.g. {res.get('partial_unexpected_list', [])[:3]}", f"at most {allowed:.2f}% outside [{kw['min_value']:.4g}, {kw['max_value']:.4g}]"
+            return (
+                observed + f", e.g. {res.get('partial_unexpected_list', [])[:3]}",
+                f"at most {allowed:.2f}% outside [{kw['min_value']:.4g}, {kw['max_value']:.4g}]",
+            )
         if typ == "expect_column_values_to_be_in_set" and kw.get("mostly", 1.0) < 1.0:
             share = 100.0 - res["unexpected_percent"]
             scope = f" in rows where {kw['row_condition']}" if kw.get("row_condition") else ""
@@ -114,11 +117,14 @@ def _docs_site(ctx, name: str, docs_dir) -> list[str]:
         return []
     if name in ctx.get_site_names():
         ctx.delete_data_docs_site(name)
-    ctx.add_data_docs_site(site_name=name, site_config={
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    })
+    ctx.add_data_docs_site(
+        site_name=name,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
     return [name]
 
 

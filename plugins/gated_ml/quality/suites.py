@@ -54,7 +54,14 @@ def curated(spec: PipelineSpec) -> list[dict]:
     for c in spec.columns:
         s.add("expect_column_values_to_not_be_null", "nulls", column=c.name, mostly=1.0 - g.null_tolerance.get(c.name, g.max_null_fraction))
     for col in spec.numeric_features:
-        s.add("expect_column_values_to_be_between", "outliers", column=col, min_value=_p(f"{col}.fence_low"), max_value=_p(f"{col}.fence_high"), mostly=1.0 - g.max_outlier_fraction)
+        s.add(
+            "expect_column_values_to_be_between",
+            "outliers",
+            column=col,
+            min_value=_p(f"{col}.fence_low"),
+            max_value=_p(f"{col}.fence_high"),
+            mostly=1.0 - g.max_outlier_fraction,
+        )
     if spec.is_classification:
         target = spec.target.column
         s.add("expect_column_distinct_values_to_be_in_set", "class_balance", column=target, value_set=list(spec.target.classes))
@@ -87,7 +94,9 @@ def splits(spec: PipelineSpec) -> list[dict]:
                 where = {"row_condition": f'split=="{name}"', "condition_parser": "pandas"}
                 s.add("expect_column_values_to_be_in_set", "stratification", column=spec.target.column, value_set=[cls], mostly=_p(f"{cls}.share_low"), **where)
                 if len(rest) > 1:
-                    s.add("expect_column_values_to_be_in_set", "stratification", column=spec.target.column, value_set=rest, mostly=_p(f"{cls}.rest_low"), **where)
+                    s.add(
+                        "expect_column_values_to_be_in_set", "stratification", column=spec.target.column, value_set=rest, mostly=_p(f"{cls}.rest_low"), **where
+                    )
     return s.items
 
 

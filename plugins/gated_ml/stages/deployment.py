@@ -41,17 +41,19 @@ def check_agreement(spec: PipelineSpec, env: Environment, run: Run, client, outp
     test_lines = test_records(spec, env, run)[:n]
     body = "".join(line.split(",", 1)[1] + "\n" for line in test_lines)  # drop the label, as InputFilter $[1:] does
     response = client.invoke_endpoint(EndpointName=jr.endpoint_name(spec), ContentType="text/csv", Accept="text/csv", Body=body.encode())
-    answers = [l for l in response["Body"].read().decode().splitlines() if l.strip()]
+    answers = [line for line in response["Body"].read().decode().splitlines() if line.strip()]
     expected = read_predictions(spec, output_uris)["prediction"].tolist()[: len(test_lines)]
     if len(answers) != len(test_lines):
         raise SmokeTestFailed(f"smoke test: the endpoint answered {len(answers)} predictions for {len(test_lines)} rows")
     if spec.problem_type == "multiclass_classification":
-        agree = [a == str(e) for a, e in zip(answers, expected)]
+        agree = [a == str(e) for a, e in zip(answers, expected, strict=True)]
     else:
         agree = list(np.isclose([float(a) for a in answers], [float(e) for e in expected], rtol=1e-6, atol=1e-6))
     if not all(agree):
         bad = [i for i, ok in enumerate(agree) if not ok]
-        raise SmokeTestFailed(f"smoke test: endpoint and batch transform disagree on test rows {bad}: {[answers[i] for i in bad]} vs {[expected[i] for i in bad]}")
+        raise SmokeTestFailed(
+            f"smoke test: endpoint and batch transform disagree on test rows {bad}: {[answers[i] for i in bad]} vs {[expected[i] for i in bad]}"
+        )
     return len(answers)
 
 
@@ -66,7 +68,12 @@ def endpoint_result(spec: PipelineSpec, env: Environment, run: Run, request: dic
     """The endpoint serves this run's model: crown it in the registry."""
     config = request["EndpointConfig"]["EndpointConfigName"]
     registry.crown(spec, env, evaluation["version"], config)
-    return {"endpoint_name": request["Endpoint"]["EndpointName"], "endpoint_config": config, "url": (describe or {}).get("Url"), "version": evaluation["version"]}
+    return {
+        "endpoint_name": request["Endpoint"]["EndpointName"],
+        "endpoint_config": config,
+        "url": (describe or {}).get("Url"),
+        "version": evaluation["version"],
+    }
 
 
 def smoke_check(spec: PipelineSpec, env: Environment, run: Run, client, *, transformed: dict, **inputs) -> int:

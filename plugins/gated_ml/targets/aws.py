@@ -19,8 +19,8 @@ the XGBoost image URI from the ``sagemaker`` SDK for that region.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gated_ml import settings
 from gated_ml.errors import Skip, airflow_outcome
@@ -45,18 +45,33 @@ def _waiting(spec) -> dict:
 def _glue_operators(task_id, out, spec):
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
-    return [GlueJobOperator(
-        task_id=task_id, job_name=out["job_name"], script_location=out["script_location"], iam_role_arn=out["iam_role_arn"],
-        create_job_kwargs=out["create_job_kwargs"], script_args=out["script_args"], update_config=True,
-        wait_for_completion=True, deferrable=settings.deferrable(), job_poll_interval=settings.poll_seconds(), aws_conn_id=settings.aws_conn_id(),
-    )]
+    return [
+        GlueJobOperator(
+            task_id=task_id,
+            job_name=out["job_name"],
+            script_location=out["script_location"],
+            iam_role_arn=out["iam_role_arn"],
+            create_job_kwargs=out["create_job_kwargs"],
+            script_args=out["script_args"],
+            update_config=True,
+            wait_for_completion=True,
+            deferrable=settings.deferrable(),
+            job_poll_interval=settings.poll_seconds(),
+            aws_conn_id=settings.aws_conn_id(),
+        )
+    ]
 
 
 def _glue_arguments(request: dict) -> dict:
     create, start = request["CreateJob"], request["StartJobRun"]
     kwargs = {k: create[k] for k in ("GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "DefaultArguments", "Tags")}
-    return {"job_name": create["Name"], "script_location": create["Command"]["ScriptLocation"], "iam_role_arn": create["Role"],
-            "create_job_kwargs": kwargs, "script_args": start["Arguments"]}
+    return {
+        "job_name": create["Name"],
+        "script_location": create["Command"]["ScriptLocation"],
+        "iam_role_arn": create["Role"],
+        "create_job_kwargs": kwargs,
+        "script_args": start["Arguments"],
+    }
 
 
 def _catalog_operators(task_id, out, spec):
@@ -75,8 +90,12 @@ def _catalog_operators(task_id, out, spec):
 
 def _catalog_arguments(request: dict) -> dict:
     table, partition = request["CreateTable"], request["CreatePartition"]
-    return {"database_name": table["DatabaseName"], "table_name": table["TableInput"]["Name"],
-            "table_input": table["TableInput"], "partition_input": partition["PartitionInput"]}
+    return {
+        "database_name": table["DatabaseName"],
+        "table_name": table["TableInput"]["Name"],
+        "table_input": table["TableInput"],
+        "partition_input": partition["PartitionInput"],
+    }
 
 
 def _train_operators(task_id, out, spec):
@@ -113,16 +132,28 @@ def _endpoint_operators(task_id, out, spec):
 def _package_operators(task_id, out, spec):
     from gated_ml.targets.aws_operators import RegisterModelVersionOperator
 
-    return [RegisterModelVersionOperator(
-        task_id=task_id, image_uri=out["image_uri"], model_url=out["model_url"], package_group_name=out["group"],
-        package_desc=out["description"], extras=out["extras"], aws_conn_id=settings.aws_conn_id(),
-    )]
+    return [
+        RegisterModelVersionOperator(
+            task_id=task_id,
+            image_uri=out["image_uri"],
+            model_url=out["model_url"],
+            package_group_name=out["group"],
+            package_desc=out["description"],
+            extras=out["extras"],
+            aws_conn_id=settings.aws_conn_id(),
+        )
+    ]
 
 
 def _package_arguments(request: dict) -> dict:
     container = request["InferenceSpecification"]["Containers"][0]
-    return {"image_uri": container["Image"], "model_url": container["ModelDataUrl"], "group": request["ModelPackageGroupName"],
-            "description": request["ModelPackageDescription"], "extras": {k: v for k, v in request.items() if k != "ModelPackageGroupName"}}
+    return {
+        "image_uri": container["Image"],
+        "model_url": container["ModelDataUrl"],
+        "group": request["ModelPackageGroupName"],
+        "description": request["ModelPackageDescription"],
+        "extras": {k: v for k, v in request.items() if k != "ModelPackageGroupName"},
+    }
 
 
 @dataclass(frozen=True)
@@ -139,11 +170,18 @@ VERBS: dict[str, AwsVerb] = {
     "run_glue_job": AwsVerb(_glue_operators, _glue_arguments),
     "register_partition": AwsVerb(_catalog_operators, _catalog_arguments),
     "train": AwsVerb(_train_operators, describe=lambda c, r: c.describe_training_job(TrainingJobName=r["TrainingJobName"]), job_status="TrainingJobStatus"),
-    "tune": AwsVerb(_tune_operators, describe=lambda c, r: c.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=r["HyperParameterTuningJobName"]),
-                    job_status="HyperParameterTuningJobStatus"),
+    "tune": AwsVerb(
+        _tune_operators,
+        describe=lambda c, r: c.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=r["HyperParameterTuningJobName"]),
+        job_status="HyperParameterTuningJobStatus",
+    ),
     "create_model": AwsVerb(_model_operators),
-    "transform": AwsVerb(_transform_operators, lambda request: {"config": {"Transform": request}},
-                         describe=lambda c, r: c.describe_transform_job(TransformJobName=r["TransformJobName"]), job_status="TransformJobStatus"),
+    "transform": AwsVerb(
+        _transform_operators,
+        lambda request: {"config": {"Transform": request}},
+        describe=lambda c, r: c.describe_transform_job(TransformJobName=r["TransformJobName"]),
+        job_status="TransformJobStatus",
+    ),
     "deploy_endpoint": AwsVerb(_endpoint_operators, describe=lambda c, r: c.describe_endpoint(EndpointName=r["Endpoint"]["EndpointName"])),
     "register_model_version": AwsVerb(_package_operators, _package_arguments),
 }
