@@ -120,7 +120,7 @@ def test_the_local_sensor_fails_naming_the_key_that_stayed_empty(lake, spec, env
     assert time.monotonic() - started >= 1  # it waited for the time-out
     assert "no batch arrived at s3://gated-ml-lake/vertebral_column/landing/ds=2026-12-06/column_2C_weka.arff within" in str(err.value)
     # deferred, the time-out comes back through resume_execution: the same message
-    with pytest.raises(AirflowFailException, match="ds=2026-12-06/column_2C_weka.arff"):
+    with pytest.raises(AirflowFailException, match=r"ds=2026-12-06/column_2C_weka\.arff"):
         sensor.resume_execution("__fail__", {"error": "Trigger timeout"}, {})
 
 

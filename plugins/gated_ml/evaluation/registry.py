@@ -67,9 +67,9 @@ def register(spec: PipelineSpec, env, record: dict) -> dict:
     known = versions(spec, env)
     same_date = next((v for v in known if v["ds"] == record["ds"]), None)
     if same_date is not None:
-        replaced = (
-            [*same_date.get("superseded", []), same_date["model_name"]] if same_date["model_name"] != record["model_name"] else same_date.get("superseded", [])
-        )
+        replaced = same_date.get("superseded", [])
+        if same_date["model_name"] != record["model_name"]:
+            replaced = [*replaced, same_date["model_name"]]
         entry = {**record, "pipeline": spec.name, "version": same_date["version"], "registered_at": now, "superseded": replaced}
         storage.write(_version_uri(spec, env, entry["version"]), json.dumps(entry, indent=2, default=str))
         return entry
