@@ -77,11 +77,15 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, spec):
-    """A lake where the real data was accepted once (and so is the baseline)."""
+    """A lake where the real data was accepted once (and so is the baseline).
+
+    Each case lands a whole batch under its own date; a window of one batch keeps the cases
+    apart (the window itself is tested in test_arrivals.py).
+    """
     mp = pytest.MonkeyPatch()
     mp.setenv("AIRFLOW__GATED_ML__LAKE_ROOT", str(tmp_path_factory.mktemp("lake")))
     env = LocalTarget().environment()
-    pipe = Pipeline(spec, env)
+    pipe = Pipeline(spec.model_copy(update={"window": spec.window.model_copy(update={"batches": 1})}), env)
     assert pipe.run(GOOD_DS, ARFF) == list(Pipeline.STEPS)  # the real data passes every gate
     yield pipe
     mp.undo()
