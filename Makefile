@@ -14,13 +14,19 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# New DAGs run on first start: a backfill or a trigger is not left queued behind a paused DAG.
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__GATED_ML__LAKE_ROOT ?= $(CURDIR)/lake
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: demo test test-fast lint format install airflow-db standalone stop-endpoint gx-suites promote-baseline bench lock clean
+.PHONY: replay demo test test-fast lint format install airflow-db standalone stop-endpoint gx-suites promote-baseline bench lock clean
 
 demo: install airflow-db
 	$(PY) -m gated_ml.cli demo --pipeline $(PIPELINE) --ds $(DS)
+
+# Land dated batches cut from the bundled data: make replay PIPELINE=wine_quality FROM=2026-11-01 TO=2026-11-15
+replay: install
+	$(PY) -m gated_ml.cli replay --pipeline $(PIPELINE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
 
 # Lint, then the whole suite (what CI runs).
 test: lint
@@ -54,6 +60,7 @@ $(VENV)/.installed: requirements.lock scripts/ensure-java.sh
 
 airflow-db: install
 	@test -f $(AIRFLOW_HOME)/airflow.db || $(VENV)/bin/airflow db migrate > /dev/null
+	@$(PY) -m gated_ml.cli setup > /dev/null  # the endpoint pools (idempotent)
 
 # The Airflow UI on http://localhost:8080 (credentials are printed by standalone).
 standalone: install airflow-db

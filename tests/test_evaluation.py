@@ -97,7 +97,7 @@ def test_registry_versions_lineage_and_champion(lake, spec, env):
     }
     v1 = registry.register(spec, env, record)
     again = registry.register(spec, env, record)  # a retried task registers the same model once
-    v2 = registry.register(spec, env, {**record, "model_name": "m2", "decision": "Rejected", "reasons": ["weak"]})
+    v2 = registry.register(spec, env, {**record, "model_name": "m2", "ds": "2026-11-08", "decision": "Rejected", "reasons": ["weak"]})
     assert (v1["version"], again["version"], v2["version"]) == (1, 1, 2)
     assert [v["decision"] for v in registry.versions(spec, env)] == ["Approved", "Rejected"]
     assert registry.champion(spec, env) is None

@@ -118,8 +118,9 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
     import moto.sagemaker.models as sm
 
     from gated_ml import job_requests as jr
+    from gated_ml import replay
     from gated_ml.lake import local_path
-    from gated_ml.stages import data, training, transform
+    from gated_ml.stages import data, gates, training, transform
     from gated_ml.stages.code import package_code
     from gated_ml.targets.local import LocalTarget
 
@@ -128,8 +129,9 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
     local_target = LocalTarget()
     env, run = local_target.environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1)
     code = package_code(spec, env)
-    data.land(spec, env, run)
+    replay.land(spec, env, DS, DS)
     local_target.run_step(data.GLUE_ETL, spec, env, run, code=code)
+    gates.gate_curated(spec, env, run)  # the window takes batches a curated gate passed
     data.split(spec, env, run)
     trained = local_target.run_step(training.TRAIN, spec, env, run, code=code)
     model = local_target.run_step(transform.CREATE_MODEL, spec, env, run, chosen=trained, code=code)
@@ -145,6 +147,7 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
         bucket, key = remote_uri[5:].split("/", 1)
         s3.put_object(Bucket=bucket, Key=key, Body=local_path(local_uri).read_bytes())
 
+    put(data.batch_uri(spec, env.bucket, DS), data.batch_uri(spec, BUCKET, DS))  # upstream delivers the day's batch
     for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet"]:
         put(local.curated(DS) + uri.name, remote.curated(DS) + uri.name)
     put(trained["model_data"], remote.models() + f"{trained['job_name']}/output/model.tar.gz")

@@ -25,20 +25,39 @@ def _run_dag(pipeline="vertebral_column", ds=DS):
     return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
+def _replay(pipeline="vertebral_column"):
+    """The upstream system: every replay batch of the pipeline lands in the test's lake."""
+    from gated_ml import replay
+    from gated_ml.spec import load_pipeline
+    from gated_ml.targets.local import LocalTarget
+
+    spec = load_pipeline(pipeline)
+    dates = replay.batch_dates(spec)
+    return replay.land(spec, LocalTarget().environment(), dates[0], dates[-1])
+
+
+def _lines(uri: str) -> set[str]:
+    return set(storage.read_text(uri).splitlines())
+
+
 def test_full_run(airflow_db, lake, spec):
     from gated_ml.local.control_plane import ControlPlane
     from gated_ml.local.hosting import describe_endpoint
     from gated_ml.targets.local import LocalTarget
 
+    assert len(_replay()) == 4
     dr, states = _run_dag()
     assert dr.state == "success", states
     assert set(states.values()) == {"success"}
     loc = jr.locations(spec, LocalTarget().environment())
 
-    curated = storage.read_parquet(loc.curated(DS))
-    assert len(curated) == 310
+    # the run of the first date trains on its own batch: the history load of 217 of the 310 rows
+    assert len(storage.read_parquet(loc.curated(DS))) == 217
+    window = json.loads(storage.read_text(loc.features(DS) + "window.json"))
+    assert window["batches"] == [DS] and window["first_ds"] == window["last_ds"] == DS and sum(window["rows"].values()) == 217
     sizes = {s: len(storage.read_text(loc.features(DS, s) + f"{s}.csv").splitlines()) for s in ("train", "validation", "test")}
-    assert sizes == {"train": 249, "validation": 32, "test": 31}  # train/validation carry a header line
+    assert sizes == {"train": window["rows"]["train"] + 1, "validation": window["rows"]["validation"] + 1, "test": window["rows"]["test"]}  # headers
+    n_test, n_validation = window["rows"]["test"], window["rows"]["validation"]
 
     control = ControlPlane()
     tuning = next((lake / "_control" / "tuning-jobs").glob("*.json"))
@@ -48,13 +67,14 @@ def test_full_run(airflow_db, lake, spec):
     assert local_path(model["PrimaryContainer"]["ModelDataUrl"]).is_file()
 
     out = storage.read_text(loc.transform(DS) + "test/test.csv.out").splitlines()
-    assert len(storage.read_text(loc.transform(DS) + "validation/validation.csv.out").splitlines()) == 31
-    assert len(out) == 31 and all(line.split(",")[0] in ("Normal", "Abnormal") for line in out)
+    assert len(storage.read_text(loc.transform(DS) + "validation/validation.csv.out").splitlines()) == n_validation
+    assert len(out) == n_test and all(line.split(",")[0] in ("Normal", "Abnormal") for line in out)
 
     report = json.loads(storage.read_text(loc.evaluation(DS) + "metrics.json"))
     assert report["decision"] == "Approved"
     assert report["metrics"]["roc_auc"] >= 0.85
-    assert sum(report["metrics"]["confusion_matrix"].values()) == 31
+    assert sum(report["metrics"]["confusion_matrix"].values()) == n_test
+    assert report["window"]["batches"] == [DS] and report["window"]["rows"] == window["rows"]
 
     for gate in ("landing", "curated", "splits", "transform_input", "predictions"):
         assert json.loads(storage.read_text(loc.quality(DS) + f"{gate}.json"))["success"] is True
@@ -76,56 +96,70 @@ def test_full_run(airflow_db, lake, spec):
 
     champion = registry.champion(spec, LocalTarget().environment())
     assert champion["version"] == 1 and champion["decision"] == "Approved" and champion["data"]["files"]
+    assert champion["data"]["window"]["batches"] == [DS]
     page = TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}")
     assert page.status_code == 200 and "Model gate: Approved" in page.text and "roc_auc" in page.text
     assert TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}/roc_curve.png").content.startswith(b"\x89PNG")
 
-    # a backfill of an earlier date: evaluated against the champion and registered, never deployed over it
-    _, states = _run_dag(ds="2026-10-25")
-    assert states["evaluate"] == "success" and states["batch_transform.transform_champion"] == "success"
-    assert states["deployment.deploy_endpoint"] == "skipped" and states["deployment.smoke_test_endpoint"] == "skipped"
-    assert describe_endpoint("vertebral-column", control)["EndpointConfigName"] == endpoint["EndpointConfigName"]
-    backfill_report = json.loads(storage.read_text(loc.evaluation("2026-10-25") + "metrics.json"))
-    assert backfill_report["registry_version"] == 2 and backfill_report["champion_comparison"]["metric"] == "roc_auc"
-    assert registry.champion(spec, LocalTarget().environment())["version"] == 1
+    # the next week: the window grows by its batch, and every row keeps its split
+    nxt = "2026-11-08"
+    _, states = _run_dag(ds=nxt)
+    assert states["features.split"] == "success" and states["evaluate"] in ("success", "failed"), states
+    grown = json.loads(storage.read_text(loc.features(nxt) + "window.json"))
+    assert grown["batches"] == [DS, nxt] and sum(grown["rows"].values()) == 217 + 31
+    first_test, next_test = _lines(loc.features(DS, "test") + "test.csv"), _lines(loc.features(nxt, "test") + "test.csv")
+    next_train = {line.split(",", 1)[1] for line in _lines(loc.features(nxt, "train") + "train.csv")}
+    assert first_test <= next_test  # an earlier test row is a test row still, never a training row
+    assert not {line.split(",", 1)[1] for line in first_test} & next_train
+    champion = registry.champion(spec, LocalTarget().environment())
+    served = champion["ds"]
+
+    # a re-run of the first date: registered again (the same version), never deployed over a newer model
+    _, states = _run_dag(ds=DS)
+    assert states["evaluate"] == "success"
+    if served == nxt:  # the newer week's model serves: the re-run may not replace it
+        assert states["deployment.deploy_endpoint"] == "skipped" and states["deployment.smoke_test_endpoint"] == "skipped"
+        assert states["batch_transform.transform_champion"] == "success"
+    assert registry.champion(spec, LocalTarget().environment())["ds"] == served
+    assert [v["ds"] for v in registry.versions(spec, LocalTarget().environment())].count(DS) == 1
 
 
 @pytest.mark.parametrize(
-    "case, edit, failed_task, message",
+    "case, edit, batch, failed_task, message",
     [
         (
-            "missing source file",
-            lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "nope.arff")),
-            "ingest.land_raw_batch",
-            "does not exist; nothing was landed",
+            "no batch arrives",
+            lambda s: s.replace("arrival: {timeout_minutes: 60, poke_seconds: 30}", "arrival: {timeout_minutes: 0.05, poke_seconds: 1}"),
+            None,
+            "ingest.wait_for_batch",
+            f"no batch arrived at s3://gated-ml-lake/vertebral_column/landing/ds={DS}/column_2C_weka.arff within 0.05 minutes",
         ),
-        (
-            "wrong delimiter",
-            lambda s, d: s.replace("include/data/vertebral_column/column_2C_weka.arff", str(d / "semicolons.arff")),
-            "ingest.landing_gate",
-            "gate vertebral_column.landing: FAILED",
-        ),
+        ("wrong delimiter", lambda s: s, "semicolons", "ingest.landing_gate", "gate vertebral_column.landing: FAILED"),
         (
             "unknown column in the spec",
-            lambda s, d: s.replace("  - {name: class, type: string}", "  - {name: bone_density, type: double}\n  - {name: class, type: string}"),
+            lambda s: s.replace("  - {name: class, type: string}", "  - {name: bone_density, type: double}\n  - {name: class, type: string}"),
+            "good",
             "ingest.landing_gate",
             "bone_density",
         ),
     ],
 )
-def test_bad_input_stops_the_dag_and_writes_nothing_curated(airflow_db, lake, tmp_path, monkeypatch, case, edit, failed_task, message, capfd):
+def test_bad_input_stops_the_dag_and_writes_nothing_curated(airflow_db, lake, tmp_path, monkeypatch, case, edit, batch, failed_task, message, capfd):
     data = ARFF.read_bytes()
     head, body = data.split(b"@data")
-    (tmp_path / "semicolons.arff").write_bytes(head + b"@data" + body.replace(b",", b";"))
-    write_spec(tmp_path / "specs", edit(GOOD, tmp_path))
+    batches = {"good": data, "semicolons": head + b"@data" + body.replace(b",", b";")}
+    if batch:  # what upstream delivered for the day
+        storage.write(f"s3://gated-ml-lake/vertebral_column/landing/ds={DS}/column_2C_weka.arff", batches[batch])
+    write_spec(tmp_path / "specs", edit(GOOD))
     monkeypatch.setenv("AIRFLOW__GATED_ML__SPEC_DIR", str(tmp_path / "specs"))
     monkeypatch.setenv("AIRFLOW__GATED_ML__GX_DIR", str(tmp_path / "gx"))  # suites generated from this spec
+    monkeypatch.setenv("AIRFLOW__GATED_ML__DEFERRABLE", "false")  # dag.test runs a trigger inline, without its time-out
 
     dr, states = _run_dag()
     assert dr.state == "failed"
     assert states[failed_task] == "failed"
     ran = {t for t, s in states.items() if s == "success"}
-    assert ran <= {"package_code", "ingest.land_raw_batch"}  # nothing after the failure ran
+    assert ran <= {"package_code", "ingest.wait_for_batch"}  # nothing after the failure ran
     out, err = capfd.readouterr()
     assert message in out + err  # the task log says why
     curated_zone = lake / "gated-ml-lake" / "vertebral_column" / "curated"
@@ -139,6 +173,7 @@ def test_the_other_bundled_datasets_need_only_their_spec(airflow_db, lake, pipel
     from gated_ml.spec import load_pipeline
     from gated_ml.targets.local import LocalTarget
 
+    _replay(pipeline)
     dr, states = _run_dag(pipeline)
     assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
     spec = load_pipeline(pipeline)

@@ -24,6 +24,12 @@ class RecordingTarget(Target):
     def runtime_client(self, endpoint):
         raise AssertionError("the factory must not make a client at parse time")
 
+    def arrival_sensor(self, spec, task_id):
+        from airflow.providers.standard.operators.empty import EmptyOperator
+
+        self.steps[task_id] = ("arrival", [])
+        return EmptyOperator(task_id=task_id)
+
     def task(self, step, spec, task_id, **inputs):
         from airflow.providers.standard.operators.empty import EmptyOperator
 
@@ -40,7 +46,7 @@ def test_the_factory_builds_every_verb_through_the_interface_alone(monkeypatch, 
     target = RecordingTarget()
     monkeypatch.setattr(dag_factory, "configured", lambda: target)
     dag = dag_factory.build_dag(spec)
-    assert {verb for verb, _ in target.steps.values()} == set(VERBS)
+    assert {verb for verb, _ in target.steps.values()} == {*VERBS, "arrival"}
     assert target.steps["train"] == ("train", ["code"]) and target.steps["transform_champion"] == ("transform", ["model"])
     assert target.steps["deploy_endpoint"] == ("deploy_endpoint", ["evaluation", "model", "transformed"])
     order = [t.task_id for t in dag.topological_sort()]

@@ -31,6 +31,9 @@ def _summary(spec, dag_run) -> int:
         report = json.loads(storage.read_text(report_uri))
         m = report["metrics"]
         threshold = f", threshold {report['threshold']}" if report.get("threshold") is not None else ""
+        w = report.get("window")
+        if w:
+            print(f"\nTrained on the window {w['first_ds']}..{w['last_ds']} ({len(w['batches'])} batches, refused {w['refused'] or 'none'}): rows {w['rows']}")
         print(f"\nTest-set metrics ({m['n']} rows{threshold}), decision: {report['decision']}")
         for k, v in headline(spec, m).items():
             print(f"  {k:<16} {v:.4f}")
@@ -70,11 +73,51 @@ def demo(pipeline: str, ds: str) -> int:
         for path, err in bag.import_errors.items():
             print(f"DAG import error in {path}:\n{err}", file=sys.stderr)
         return 1
-    dag = bag.dags[pipeline]
-    logical = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
+    from gated_ml import job_requests as jr
+    from gated_ml import replay as upstream
+    from gated_ml.stages import data
+    from gated_ml.targets.local import LocalTarget
+
+    spec, env, dag = load_pipeline(pipeline), LocalTarget().environment(), bag.dags[pipeline]
+    for uri in upstream.land(spec, env, "0001-01-01", ds):
+        print(f"replayed {uri}")
+    run_for = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
+    # the run of ds trains on its window: earlier batches no run has gated yet are run first, oldest first
+    window = data.window(spec, env, jr.Run(run_for, 1))
+    for earlier in [d for d in window["pending"] if d < ds]:
+        print(f"Running DAG {pipeline} for {earlier} first: its batch is in the window of {ds} (task logs follow)...", flush=True)
+        if dag.test(logical_date=dt.datetime.fromisoformat(earlier).replace(tzinfo=dt.UTC)).state != "success":
+            print(f"the run of {earlier} did not succeed; its batch is left out of the window of {ds} if a gate refused it", flush=True)
     print(f"Running DAG {pipeline} for logical date {ds} on the local target (task logs follow)...", flush=True)
-    dag_run = dag.test(logical_date=logical)
-    return _summary(load_pipeline(pipeline), dag_run)
+    return _summary(spec, dag.test(logical_date=run_for))
+
+
+def setup() -> int:
+    """What a deployment needs before its first run: one pool of one slot per pipeline's endpoint."""
+    from airflow.models.pool import Pool
+
+    from gated_ml.dag_factory import endpoint_pool
+    from gated_ml.spec import load_spec, spec_paths
+
+    for path in spec_paths():
+        name = endpoint_pool(load_spec(path))
+        Pool.create_or_update_pool(name, slots=1, description="serialises the endpoint updates of one pipeline", include_deferred=False)
+        print(f"pool {name}: 1 slot")
+    return 0
+
+
+def replay(pipeline: str, ds_from: str | None, ds_to: str | None) -> int:
+    from gated_ml import replay as upstream
+    from gated_ml.spec import load_pipeline
+    from gated_ml.targets import configured
+
+    spec = load_pipeline(pipeline)
+    dates = upstream.batch_dates(spec)
+    written = upstream.land(spec, configured().environment(), ds_from or dates[0], ds_to or dates[-1])
+    for uri in written:
+        print(f"landed {uri}")
+    print(f"{len(written)} batches landed; the replay dates of {pipeline} are {', '.join(dates)}")
+    return 0
 
 
 def stop_endpoint(pipeline: str) -> int:
@@ -120,7 +163,16 @@ def main(argv=None) -> int:
     b.add_argument("--pipeline", required=True)
     b.add_argument("--ds", required=True)
     b.add_argument("--reason", required=True)
+    r = sub.add_parser("replay", help="cut the bundled dataset into dated batches and land those from FROM to TO")
+    r.add_argument("--pipeline", required=True)
+    r.add_argument("--from", dest="ds_from", help="first date to land (default: the first batch)")
+    r.add_argument("--to", dest="ds_to", help="last date to land (default: the last batch)")
+    sub.add_parser("setup", help="create what runs need in Airflow's database (the endpoint pools)")
     a = p.parse_args(argv)
+    if a.command == "setup":
+        return setup()
+    if a.command == "replay":
+        return replay(a.pipeline, a.ds_from, a.ds_to)
     if a.command == "demo":
         return demo(a.pipeline, a.ds)
     if a.command == "gx-suites":

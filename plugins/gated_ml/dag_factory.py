@@ -41,11 +41,18 @@ def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
     return run_stage(inputs)
 
 
+def endpoint_pool(spec: PipelineSpec) -> str:
+    """The pool (one slot, created by ``make airflow-db`` / ``gated_ml.cli setup``) that serialises a pipeline's deployments."""
+    return f"gated-ml-{spec.slug}-endpoint"
+
+
 # --- the task groups, in pipeline order --------------------------------------------------
 def ingest_group(spec: PipelineSpec, target: Target) -> TaskGroup:
-    with TaskGroup("ingest", tooltip="land the raw batch and check it can be read") as group:
-        landed = stage_task(spec, target, "land_raw_batch", data.land)
-        stage_task(spec, target, "landing_gate", lambda s, e, r, landed: gates.gate_landing(s, e, r, landed["raw_uri"]), landed=landed)
+    with TaskGroup("ingest", tooltip="wait for the batch of the run's date and check it can be read") as group:
+        chain(
+            target.arrival_sensor(spec, "wait_for_batch"),
+            stage_task(spec, target, "landing_gate", lambda s, e, r: gates.gate_landing(s, e, r, data.batch_uri(s, e.bucket, r.ds))),
+        )
     return group
 
 
@@ -59,8 +66,14 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
 
 
 def features_group(spec: PipelineSpec, target: Target) -> TaskGroup:
-    with TaskGroup("features", tooltip="stratified split and the splits gate") as group:
-        chain(stage_task(spec, target, "split", data.split), stage_task(spec, target, "splits_gate", gates.gate_splits))
+    with TaskGroup("features", tooltip="the training window (every gate decided), its split by row hash, the splits gate") as group:
+
+        @task.sensor(task_id="window_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
+        @airflow_outcome
+        def window_settled():
+            return data.window_settled(spec, target.environment(), current_run())
+
+        chain(window_settled(), stage_task(spec, target, "split", data.split), stage_task(spec, target, "splits_gate", gates.gate_splits))
     return group
 
 
@@ -105,7 +118,11 @@ def evaluate_task(spec: PipelineSpec, outputs: dict, chosen, code):
 
 
 def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, code, evaluation) -> TaskGroup:
-    with TaskGroup("deployment", tooltip="real-time endpoint (create, or update without downtime), its smoke test, the model package") as group:
+    # one deployment of a pipeline at a time (runs of several dates may reach it together): a pool of one slot
+    serialised = {"pool": endpoint_pool(spec)}
+    with TaskGroup(
+        "deployment", tooltip="real-time endpoint (create, or update without downtime), its smoke test, the model package", default_args=serialised
+    ) as group:
         endpoint = target.task(
             deployment.DEPLOY_ENDPOINT, spec, "deploy_endpoint", model=outputs["model"], evaluation=evaluation.output, transformed=outputs["test"]
         )
@@ -154,8 +171,8 @@ def build_dag(spec: PipelineSpec) -> DAG:
         description=spec.description.strip().split("\n")[0][:200],
         schedule=spec.schedule,
         start_date=dt.datetime.combine(spec.start_date, dt.time(), tzinfo=dt.UTC),
-        catchup=False,
-        max_active_runs=1,
+        catchup=spec.catchup,
+        max_active_runs=spec.max_active_runs,
         doc_md=_doc(spec),
         tags=["gated-ml", spec.problem_type, *spec.tags],
         default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": dt.timedelta(minutes=1)},

@@ -53,6 +53,10 @@ class Locations:
     def _uri(self, *parts: str) -> str:
         return "/".join([f"s3://{self.bucket}", self.pipeline, *parts])
 
+    def zone(self, name: str) -> str:
+        """The prefix of a zone (``landing``, ``curated``, ...) holding its ``ds=`` partitions."""
+        return self._uri(name) + "/"
+
     def landing(self, ds: str) -> str:
         return self._uri("landing", f"ds={ds}") + "/"
 
@@ -111,6 +115,20 @@ def atomic_dir(final: Path):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists; the file appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_bytes(data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:

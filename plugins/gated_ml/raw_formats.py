@@ -23,6 +23,7 @@ top-level module ``raw_formats``. pandas and pyspark are imported inside the rea
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -135,6 +136,25 @@ class RawFormat:
         if not line.strip():
             return False
         return not (self.format == "arff" and line.lstrip().startswith("%"))
+
+    def split_lines(self, text: str) -> tuple[list[str], list[str], list[str] | None]:
+        """(header lines, data lines, the names the file declares or ``None``), line ends kept.
+
+        The header is what every batch cut from this file must repeat: an ARFF file's lines up
+        to ``@data``, a csv file's header line. Blank and comment lines are dropped from the data.
+        """
+        lines = text.splitlines(keepends=True)
+        if self.format == "arff":
+            declared, skip = arff_header(lines)
+            head, rest = lines[:skip], lines[skip:]
+        else:
+            declared = None
+            data = [i for i, line in enumerate(lines) if self.is_data_line(line)]
+            cut = data[0] + 1 if self.has_header_line and data else 0
+            head, rest = lines[:cut], lines[cut:]
+            if head:  # the csv header line names the fields
+                declared = next(csv.reader([head[-1].strip()], delimiter=self.delimiter, skipinitialspace=True))
+        return head, [line for line in rest if self.is_data_line(line)], declared
 
     def column_names(self, declared: Sequence[str] | None, n_fields: int, *, strict: bool = False) -> list[str]:
         """Names for the ``n_fields`` fields of the data rows.

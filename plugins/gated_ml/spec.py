@@ -93,6 +93,9 @@ class Gates(_Strict):
     min_class_share: float = Field(0.1, ge=0, le=0.5)
     max_duplicate_fraction: float = Field(0.05, ge=0, le=1)
     split_share_tolerance: float = Field(0.05, ge=0, le=1)
+    stratification_sigmas: float = Field(
+        3.0, ge=0, le=10, description="a class share in a split may also stray this many binomial standard errors (rows are split by hash)"
+    )
     drift: Drift = Drift()
     severity: dict[Literal[CHECKS], Literal["fail", "warn"]] = Field(default_factory=dict)
     baseline_ds: dt.date | None = Field(None, description="the accepted batch whose statistics are the baseline")
@@ -181,6 +184,41 @@ class Security(_Strict):
     vpc: Vpc | None = None
 
 
+class Arrival(_Strict):
+    """How long a run waits for its batch in ``landing/ds=<ds>/`` before it fails naming the prefix."""
+
+    timeout_minutes: float = Field(60, gt=0, le=7 * 24 * 60)
+    poke_seconds: float = Field(60, gt=0, le=3600)
+
+
+class Window(_Strict):
+    """The curated batches a run trains on: every batch up to its date, or the last ``batches`` of them."""
+
+    batches: Literal["all"] | Annotated[int, Field(ge=1)] = "all"
+
+
+class Replay(_Strict):
+    """How ``make replay`` cuts the bundled source file into dated batches (for demos and tests).
+
+    Batch dates are ``first_ds``, then every ``every_days`` days, ``batches`` of them. With a
+    ``date_column`` a row goes to the first batch date on or after its own date (rows after the
+    last date are not replayed); without one, the rows are shuffled with ``split.seed`` and
+    the first batch takes ``initial_share`` of them (the history), the others an equal part each.
+    """
+
+    first_ds: dt.date
+    batches: int = Field(4, ge=1, le=520)
+    every_days: int = Field(7, ge=1, le=366)
+    initial_share: float = Field(0.7, gt=0, le=1)
+    date_column: str | None = None
+
+    @model_validator(mode="after")
+    def _one_batch_takes_all(self) -> Replay:
+        if self.batches == 1 and self.initial_share != 1:
+            raise ValueError("replay: one batch takes every row; set initial_share: 1")
+        return self
+
+
 class PipelineSpec(_Strict):
     name: Annotated[str, Field(pattern=_NAME)]
     description: str
@@ -188,6 +226,8 @@ class PipelineSpec(_Strict):
     tags: tuple[str, ...] = ()
     schedule: str | None = "@weekly"
     start_date: dt.date
+    catchup: bool = Field(False, description="create a run for every missed interval since start_date")
+    max_active_runs: int = Field(1, ge=1, le=16, description="runs of this DAG at once (a backfill sets its own)")
     retries: int = Field(1, ge=0, le=10)
     problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
     source: Source
@@ -200,6 +240,9 @@ class PipelineSpec(_Strict):
     evaluation: Evaluation = Evaluation()
     endpoint: Endpoint = Endpoint()
     security: Security = Security()
+    arrival: Arrival = Arrival()
+    window: Window = Window()
+    replay: Replay | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSpec:
@@ -224,6 +267,8 @@ class PipelineSpec(_Strict):
             if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
                 raise ValueError(f"hyperparameter name {name!r} must be lower_snake_case")
         self._check_metric_names()
+        if self.replay and self.replay.date_column and self.replay.date_column not in names:
+            raise ValueError(f"replay.date_column {self.replay.date_column!r} is not one of the columns {names}")
         return self
 
     def _check_metric_names(self) -> None:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from gated_ml import settings
-from gated_ml.lake import atomic_dir, atomic_write, files_under, local_path, split_uri
+from gated_ml.lake import atomic_dir, atomic_write, create_exclusive, files_under, local_path, split_uri
 
 _HIDDEN = (".", "_")  # as lake.files_under: Spark/Hadoop bookkeeping (_SUCCESS, .crc) and staging files
 
@@ -60,6 +60,29 @@ def write(uri: str, data: bytes | str) -> str:
         return uri
     atomic_write(local_path(uri), payload)
     return uri
+
+
+def create(uri: str, data: bytes | str) -> bool:
+    """Write ``uri`` only if it does not exist yet, atomically; False when another writer was first.
+
+    `local`: the full file is linked into place (a link never replaces a file). `aws`: a
+    conditional put (``If-None-Match: *``). For numbers and records that concurrent runs claim.
+    """
+    payload = data.encode() if isinstance(data, str) else data
+    if s3 := _s3():
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_uri(uri)
+        kms = settings.get("kms_key_id", "")
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else {}
+        try:
+            s3.get_conn().put_object(Bucket=bucket, Key=key, Body=payload, IfNoneMatch="*", **extra)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+    return create_exclusive(local_path(uri), payload)
 
 
 def list_uris(prefix: str) -> list[str]:

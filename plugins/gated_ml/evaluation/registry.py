@@ -35,11 +35,13 @@ def git_commit() -> str | None:
 
 
 def data_snapshot(spec, env, ds: str) -> dict:
-    uri = jr.locations(spec, env).curated(ds)
-    files = storage.list_uris(uri)
+    """The data a run's model was trained on: its window (``features/ds=…/window.json``) and the curated files' checksums."""
+    loc = jr.locations(spec, env)
+    window = json.loads(storage.read_text(loc.features(ds) + "window.json"))
+    files = [f for batch in window["batches"] for f in storage.list_uris(loc.curated(batch))]
     return {
-        "curated_uri": uri,
-        "files": {f.rsplit("/", 1)[-1]: hashlib.sha256(storage.read_bytes(f)).hexdigest() for f in files},
+        "window": window,
+        "files": {f.split(f"/{spec.name}/", 1)[-1]: hashlib.sha256(storage.read_bytes(f)).hexdigest() for f in files},
     }
 
 
@@ -48,15 +50,35 @@ def versions(spec: PipelineSpec, env) -> list[dict]:
     return [json.loads(storage.read_text(u)) for u in storage.list_uris(prefix) if u.endswith(".json")]
 
 
+def _version_uri(spec, env, number: int) -> str:
+    return _prefix(spec, env) + f"versions/v{number:04d}.json"
+
+
 def register(spec: PipelineSpec, env, record: dict) -> dict:
-    """Add a version (or update the one of the same model: a retried task registers once)."""
+    """The version of the model trained as of ``record["ds"]``: one version per date.
+
+    A retried task registers the same model once; a re-run of the date (a new model)
+    supersedes its version, keeping the number and listing the models it replaced. A new
+    date claims the next number; two runs registering at once get two numbers.
+    """
     if record["decision"] not in DECISIONS:
         raise ValueError(f"decision {record['decision']!r} is not one of {DECISIONS}")
-    existing = [v for v in versions(spec, env) if v["model_name"] == record["model_name"]]
-    number = existing[0]["version"] if existing else 1 + max((v["version"] for v in versions(spec, env)), default=0)
-    entry = {**record, "pipeline": spec.name, "version": number, "registered_at": dt.datetime.now(dt.UTC).isoformat()}
-    storage.write(_prefix(spec, env) + f"versions/v{number:04d}.json", json.dumps(entry, indent=2, default=str))
-    return entry
+    now = dt.datetime.now(dt.UTC).isoformat()
+    known = versions(spec, env)
+    same_date = next((v for v in known if v["ds"] == record["ds"]), None)
+    if same_date is not None:
+        replaced = same_date.get("superseded", [])
+        if same_date["model_name"] != record["model_name"]:
+            replaced = [*replaced, same_date["model_name"]]
+        entry = {**record, "pipeline": spec.name, "version": same_date["version"], "registered_at": now, "superseded": replaced}
+        storage.write(_version_uri(spec, env, entry["version"]), json.dumps(entry, indent=2, default=str))
+        return entry
+    number = 1 + max((v["version"] for v in known), default=0)
+    while True:
+        entry = {**record, "pipeline": spec.name, "version": number, "registered_at": now, "superseded": []}
+        if storage.create(_version_uri(spec, env, number), json.dumps(entry, indent=2, default=str)):
+            return entry
+        number += 1  # another run took it
 
 
 def champion(spec: PipelineSpec, env) -> dict | None:

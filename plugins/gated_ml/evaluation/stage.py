@@ -53,6 +53,7 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
     for name, png in images.items():
         storage.write(out + name, png)
 
+    data = registry.data_snapshot(spec, env, run.ds)
     entry = registry.register(
         spec,
         env,
@@ -66,7 +67,7 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
             "reasons": result["reasons"],
             "threshold": result["threshold"],
             "metrics": report.headline(spec, result["metrics"]),
-            "data": registry.data_snapshot(spec, env, run.ds),
+            "data": data,
             "code": {"digest": code["digest"], "sourcedir_uri": code["sourcedir_uri"], "git_commit": registry.git_commit()},
         },
     )
@@ -80,6 +81,7 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
         "threshold_rule": spec.evaluation.threshold_rule,
         "feature_importance": importance,
         "plots": sorted(images),
+        "window": data["window"],
         **result,
     }
     if spec.problem_type == "binary_classification":

@@ -66,20 +66,33 @@ def for_batch(spec: PipelineSpec, env, frame, ds: str) -> tuple[dict, bool]:
     return compute(spec, frame, ds), True
 
 
+def _history(spec, env, entry: dict) -> None:
+    history = jr.locations(spec, env).baseline() + "history.jsonl"
+    previous = storage.read_text(history) if storage.exists(history) else ""
+    storage.write(history, previous + json.dumps(entry) + "\n")
+
+
 def _write(spec, env, stats: dict, action: str, reason: str) -> dict:
     entry = {"at": dt.datetime.now(dt.UTC).isoformat(), "by": getpass.getuser(), "action": action, "source_ds": stats["source_ds"], "reason": reason}
     stats = {**stats, "accepted": entry}
     storage.write(_uri(spec, env), json.dumps(stats, indent=2))
-    history = jr.locations(spec, env).baseline() + "history.jsonl"
-    previous = storage.read_text(history) if storage.exists(history) else ""
-    storage.write(history, previous + json.dumps(entry) + "\n")
+    _history(spec, env, entry)
     log.warning("baseline of %s is now ds=%s (%s by %s: %s)", spec.name, stats["source_ds"], action, entry["by"], reason)
     return stats
 
 
 def accept(spec: PipelineSpec, env, stats: dict) -> dict:
-    """Record the baseline a passing batch proposed (first accepted batch, or the spec's reference)."""
-    return _write(spec, env, stats, "first accepted batch", "no baseline existed")
+    """Record the baseline a passing batch proposed (first accepted batch, or the spec's reference).
+
+    Runs of several dates may each propose one: the first to record it wins, the others keep it.
+    """
+    entry = {"at": dt.datetime.now(dt.UTC).isoformat(), "by": getpass.getuser(), "action": "first accepted batch", "source_ds": stats["source_ds"]}
+    if not storage.create(_uri(spec, env), json.dumps({**stats, "accepted": {**entry, "reason": "no baseline existed"}}, indent=2)):
+        winner = load(spec, env)
+        log.info("baseline of %s: ds=%s was accepted first by another run; it stays", spec.name, winner["source_ds"])
+        return winner
+    _history(spec, env, {**entry, "reason": "no baseline existed"})
+    return load(spec, env)
 
 
 def promote(spec: PipelineSpec, env, ds: str, reason: str) -> dict:

@@ -13,6 +13,8 @@ class shares of the whole batch, the number of test rows) are GX suite parameter
 
 from __future__ import annotations
 
+import math
+
 from gated_ml.spec import PipelineSpec
 
 # a number, or empty / "?" (missing: counted by the nulls check after ETL, not here)
@@ -92,11 +94,10 @@ def splits(spec: PipelineSpec) -> list[dict]:
             for cls in spec.target.classes:
                 rest = [c for c in spec.target.classes if c != cls]
                 where = {"row_condition": f'split=="{name}"', "condition_parser": "pandas"}
-                s.add("expect_column_values_to_be_in_set", "stratification", column=spec.target.column, value_set=[cls], mostly=_p(f"{cls}.share_low"), **where)
+                low, rest_low = _p(f"{name}.{cls}.share_low"), _p(f"{name}.{cls}.rest_low")
+                s.add("expect_column_values_to_be_in_set", "stratification", column=spec.target.column, value_set=[cls], mostly=low, **where)
                 if len(rest) > 1:
-                    s.add(
-                        "expect_column_values_to_be_in_set", "stratification", column=spec.target.column, value_set=rest, mostly=_p(f"{cls}.rest_low"), **where
-                    )
+                    s.add("expect_column_values_to_be_in_set", "stratification", column=spec.target.column, value_set=rest, mostly=rest_low, **where)
     return s.items
 
 
@@ -150,13 +151,23 @@ def curated_parameters(spec: PipelineSpec, baseline: dict) -> dict:
     return params
 
 
-def splits_parameters(spec: PipelineSpec, class_shares: dict[str, float]) -> dict:
-    tol = spec.gates.split_share_tolerance
+def splits_parameters(spec: PipelineSpec, class_shares: dict[str, float], split_rows: dict[str, int]) -> dict:
+    """Lower bounds of each class's share in each split.
+
+    Rows are split by a hash of the row, not stratified, so a split of ``n`` rows holds a class
+    of overall share ``p`` with a binomial standard error ``sqrt(p(1-p)/n)``: the bound is
+    ``p - max(split_share_tolerance, stratification_sigmas * that error)``. Small splits are
+    held to what chance allows; a split that lost a class still fails.
+    """
+    g = spec.gates
     params = {}
-    for cls in spec.target.classes or ():
-        share = class_shares.get(cls, 0.0)
-        params[f"{cls}.share_low"] = max(share - tol, 0.0)
-        params[f"{cls}.rest_low"] = max(1.0 - share - tol, 0.0)
+    for name in SPLITS:
+        n = max(split_rows.get(name, 0), 1)
+        for cls in spec.target.classes or ():
+            share = class_shares.get(cls, 0.0)
+            tol = max(g.split_share_tolerance, g.stratification_sigmas * math.sqrt(share * (1 - share) / n))
+            params[f"{name}.{cls}.share_low"] = max(share - tol, 0.0)
+            params[f"{name}.{cls}.rest_low"] = max(1.0 - share - tol, 0.0)
     return params
 
 

@@ -91,7 +91,8 @@ def gate_splits(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     shares = {}
     if spec.is_classification:
         shares = {str(k): float(v) for k, v in frame[spec.target.column].value_counts(normalize=True).items()}
-    result = run_gate(spec, env, run, "splits", frame, storage.list_uris(loc.features(run.ds)), suites.splits_parameters(spec, shares))
+    sizes = {str(k): int(v) for k, v in frame["split"].value_counts().items()}
+    result = run_gate(spec, env, run, "splits", frame, storage.list_uris(loc.features(run.ds)), suites.splits_parameters(spec, shares, sizes))
     return {"rows": len(frame), "summary": result.summary()}
 
 

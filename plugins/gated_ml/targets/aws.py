@@ -245,6 +245,19 @@ class AwsTarget(Target):
         return request
 
     # --- parse time -------------------------------------------------------------------
+    def arrival_sensor(self, spec, task_id: str):
+        from gated_ml.stages.data import batch_uri
+        from gated_ml.targets.aws_operators import S3BatchSensor
+
+        return S3BatchSensor(
+            task_id=task_id,
+            batch_uri=batch_uri(spec, "{{ var.value.gated_ml_bucket }}", "{{ ds }}"),
+            deferrable=settings.deferrable(),
+            poke_interval=spec.arrival.poke_seconds,
+            timeout=spec.arrival.timeout_minutes * 60,
+            aws_conn_id=settings.aws_conn_id(),
+        )
+
     def task(self, step, spec, task_id: str, **inputs):
         from airflow.sdk import chain, task
 

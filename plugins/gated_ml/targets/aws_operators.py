@@ -19,8 +19,11 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerTransformOperator,
     SageMakerTuningOperator,
 )
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import ClientError
+
+from gated_ml.targets.arrival import NamesTheMissingBatch
 
 
 class _Reattach:
@@ -90,3 +93,13 @@ class RegisterModelVersionOperator(SageMakerRegisterModelVersionOperator):
     """
 
     template_fields = (*SageMakerRegisterModelVersionOperator.template_fields, "extras")
+
+
+class S3BatchSensor(NamesTheMissingBatch, S3KeySensor):
+    """The provider's ``S3KeySensor`` waiting for one batch key, failing with the key named."""
+
+    template_fields = (*S3KeySensor.template_fields, "batch_uri")
+
+    def __init__(self, *, batch_uri: str, **kwargs):
+        super().__init__(bucket_key=batch_uri, **kwargs)
+        self.batch_uri = batch_uri

@@ -53,6 +53,10 @@ class Target(abc.ABC):
         """A stock boto3 ``sagemaker-runtime`` client for the deployed ``endpoint`` (a deploy step's result)."""
 
     @abc.abstractmethod
+    def arrival_sensor(self, spec, task_id: str):
+        """A deferrable sensor waiting for the run's batch in ``landing/ds=<ds>/``; fails naming it after ``arrival.timeout_minutes``."""
+
+    @abc.abstractmethod
     def task(self, step, spec, task_id: str, **inputs) -> StepTasks:
         """The task(s) that run ``step`` for ``spec`` with upstream ``inputs`` (XComArgs).
 

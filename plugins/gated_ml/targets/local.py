@@ -46,6 +46,19 @@ class LocalTarget(Target):
         return step.result(spec, env, run, request, describe, **inputs)
 
     # --- parse time -------------------------------------------------------------------
+    def arrival_sensor(self, spec, task_id: str):
+        from gated_ml import settings
+        from gated_ml.stages.data import batch_uri
+        from gated_ml.targets.arrival import LocalKeySensor
+
+        return LocalKeySensor(
+            task_id=task_id,
+            batch_uri=batch_uri(spec, settings.bucket(), "{{ ds }}"),
+            deferrable=settings.deferrable(),
+            poke_interval=spec.arrival.poke_seconds,
+            timeout=spec.arrival.timeout_minutes * 60,
+        )
+
     def task(self, step, spec, task_id: str, **inputs):
         from airflow.sdk import task
 
