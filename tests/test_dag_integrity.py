@@ -102,3 +102,25 @@ def test_aws_target_uses_the_provider_operators(monkeypatch):
     train = dag.get_task("training.train")
     assert train.deferrable is True and train.do_xcom_push is False  # deferrable by default, slim XComs
     assert "training.train_request" in train.upstream_task_ids  # config built at run time, not at parse
+
+
+def test_shared_state_is_guarded_by_pools_the_setup_creates(bag, airflow_db):
+    """Deployments of a pipeline run one at a time; ETL runs at most as many at once as the Glue job allows."""
+    import os
+
+    from gated_ml.dag_factory import endpoint_pool, etl_pool, pools
+    from gated_ml.spec import load_pipeline
+
+    spec = load_pipeline("vertebral_column")
+    dag = bag.dags["vertebral_column"]
+    for t in dag.tasks:
+        if t.task_id.startswith("deployment."):
+            assert t.pool == endpoint_pool(spec), t.task_id
+        if t.task_id.startswith("etl."):
+            assert t.pool == etl_pool(spec), t.task_id
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    out = subprocess.run([sys.executable, "-m", "gated_ml.cli", "setup"], capture_output=True, text=True, check=True, env=env)
+    from airflow.models.pool import Pool
+
+    for name, n in pools(spec).items():
+        assert Pool.get_pool(name).slots == n and name in out.stdout

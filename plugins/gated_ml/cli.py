@@ -93,16 +93,16 @@ def demo(pipeline: str, ds: str) -> int:
 
 
 def setup() -> int:
-    """What a deployment needs before its first run: one pool of one slot per pipeline's endpoint."""
+    """What a deployment needs before its first run: each pipeline's pools (its endpoint, its ETL)."""
     from airflow.models.pool import Pool
 
-    from gated_ml.dag_factory import endpoint_pool
+    from gated_ml.dag_factory import pools
     from gated_ml.spec import load_spec, spec_paths
 
     for path in spec_paths():
-        name = endpoint_pool(load_spec(path))
-        Pool.create_or_update_pool(name, slots=1, description="serialises the endpoint updates of one pipeline", include_deferred=False)
-        print(f"pool {name}: 1 slot")
+        for name, slots in pools(load_spec(path)).items():
+            Pool.create_or_update_pool(name, slots=slots, description=f"gated-ml: {name}", include_deferred=False)
+            print(f"pool {name}: {slots} slots")
     return 0
 
 

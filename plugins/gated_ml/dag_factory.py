@@ -41,9 +41,21 @@ def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
     return run_stage(inputs)
 
 
+def pools(spec: PipelineSpec) -> dict[str, int]:
+    """The pools a pipeline's tasks use, with their slots (created by ``make airflow-db`` / ``gated_ml.cli setup``).
+
+    ``endpoint``: one deployment at a time. ``etl``: no more ETL runs at once than the Glue
+    job's ``MaxConcurrentRuns`` (a backfill's extra runs wait in Airflow instead of failing).
+    """
+    return {endpoint_pool(spec): 1, etl_pool(spec): spec.max_active_runs}
+
+
 def endpoint_pool(spec: PipelineSpec) -> str:
-    """The pool (one slot, created by ``make airflow-db`` / ``gated_ml.cli setup``) that serialises a pipeline's deployments."""
     return f"gated-ml-{spec.slug}-endpoint"
+
+
+def etl_pool(spec: PipelineSpec) -> str:
+    return f"gated-ml-{spec.slug}-etl"
 
 
 # --- the task groups, in pipeline order --------------------------------------------------
@@ -57,7 +69,8 @@ def ingest_group(spec: PipelineSpec, target: Target) -> TaskGroup:
 
 
 def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
-    with TaskGroup("etl", tooltip="Glue ETL to curated Parquet, the curated gate, the catalog partition") as group:
+    limited = {"pool": etl_pool(spec)}  # the Glue job's concurrent-run limit
+    with TaskGroup("etl", tooltip="Glue ETL to curated Parquet, the curated gate, the catalog partition", default_args=limited) as group:
         curated = target.task(data.GLUE_ETL, spec, "glue_etl", code=code)
         curated_ok = stage_task(spec, target, "curated_gate", gates.gate_curated)
         partition = target.task(data.CATALOG_PARTITION, spec, "catalog_partition")

@@ -101,6 +101,7 @@ def glue_create_job(spec: PipelineSpec, env: Environment, script_uri: str, extra
         "NumberOfWorkers": 2,
         "Timeout": 60,
         "MaxRetries": 0,
+        "ExecutionProperty": {"MaxConcurrentRuns": spec.max_active_runs},  # runs beyond it queue in Airflow's ETL pool
         "DefaultArguments": {"--job-language": "python", "--enable-metrics": "true", **extra},
         "Tags": {"pipeline": spec.name},
     }

@@ -64,7 +64,7 @@ def _glue_operators(task_id, out, spec):
 
 def _glue_arguments(request: dict) -> dict:
     create, start = request["CreateJob"], request["StartJobRun"]
-    kwargs = {k: create[k] for k in ("GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "DefaultArguments", "Tags")}
+    kwargs = {k: create[k] for k in ("GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "ExecutionProperty", "DefaultArguments", "Tags")}
     return {
         "job_name": create["Name"],
         "script_location": create["Command"]["ScriptLocation"],
