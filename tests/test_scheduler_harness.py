@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import re
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
@@ -17,7 +16,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from harness.airflow_cluster import PROCESSES
-from harness.fixtures import PIPELINES, ROOT, project_cluster
+from harness.fixtures import PIPELINES, ROOT, SETUP, lake_of, land, project_cluster
 from harness.postgres import PostgresServer
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.e2e]
@@ -54,6 +53,9 @@ def test_processes_up_and_dags_parsed(airflow_cluster, postgres):
     assert set(PIPELINES) <= set(dags), sorted(dags)
     assert [(p, dags[p]["is_paused"], dags[p]["has_import_errors"]) for p in PIPELINES] == [(p, False, False) for p in PIPELINES]
     assert airflow_cluster.import_errors() == []
+    # The project's set-up ran: one pool of one slot per pipeline's endpoint (deployments wait for it).
+    pools = {p["name"]: p["slots"] for p in airflow_cluster.api.paged("pools", "pools")}
+    assert {p: pools.get(f"gated-ml-{p.replace('_', '-')}-endpoint") for p in PIPELINES} == dict.fromkeys(PIPELINES, 1), pools
 
     # The metadata DB is this PostgreSQL: the three job runners heartbeat in it.
     with psycopg.connect(host="127.0.0.1", port=postgres.port, user="airflow", password=postgres.password, dbname="airflow") as conn:
@@ -83,6 +85,7 @@ def test_backfill_dates_through_api_and_cli(airflow_cluster):
 def test_vertebral_column_run(airflow_cluster):
     """A real run of the whole pipeline: start_date is the real start, duration the wall time."""
     ds = dt.date(2026, 11, 1)
+    assert [u.rsplit("/", 2)[1] for u in land(airflow_cluster, "vertebral_column", str(ds), str(ds))] == [f"ds={ds}"]  # upstream delivers
     before = dt.datetime.now(UTC)
     started = time.monotonic()
     run_id = airflow_cluster.trigger("vertebral_column", ds)
@@ -102,7 +105,7 @@ def test_vertebral_column_run(airflow_cluster):
     assert abs(run["duration"] - (end - start).total_seconds()) < 1
     assert abs(run["duration"] - wall) <= max(30, 0.15 * wall), (run["duration"], wall)
 
-    lake = Path(airflow_cluster.env["AIRFLOW__GATED_ML__LAKE_ROOT"])
+    lake = lake_of(airflow_cluster)
     report = json.loads((lake / "gated-ml-lake" / "vertebral_column" / "evaluation" / f"ds={ds}" / "metrics.json").read_text())
     assert report["decision"] == "Approved"
     print(f"\nvertebral_column under the scheduler: {run['duration']:.1f}s run, {wall:.1f}s from trigger to seen finished")
@@ -127,6 +130,16 @@ def _substitute(value: str) -> str:
     return re.sub(r"\$\{(\w+)(?::[?-][^}]*)?\}", lambda m: f"env-{m.group(1).lower()}", value)
 
 
+def _command_line(service: dict) -> str:
+    """What a service runs, as a shell line: the image's entrypoint (``airflow``) and its command,
+    or the script of an ``entrypoint: [/bin/bash, -c]``."""
+    entrypoint, command = service.get("entrypoint"), service["command"]
+    if entrypoint is None:
+        return f"airflow {command}"
+    assert entrypoint == ["/bin/bash", "-c"] and isinstance(command, list) and len(command) == 1, (entrypoint, command)
+    return command[0]
+
+
 def _mount(volume: str) -> tuple[str, str]:
     """``source:target[:mode]`` -> (source, target)."""
     source, target = volume.split(":")[:2]
@@ -138,22 +151,24 @@ def test_compose_and_image_match_the_harness(tmp_path):
     services = compose["services"]
     harness = project_cluster(tmp_path, PostgresServer().url)
 
-    # The same processes: one service per harness process, the DB migrated first, a postgres service.
+    # The same processes: one service per harness process, first the DB migrated and the project's
+    # set-up run (the endpoint pools: the harness runs `python <SETUP>` after `db migrate` too), a postgres service.
     airflow_services = {name: s for name, s in services.items() if s.get("build") == "."}
-    commands = {s["command"]: name for name, s in airflow_services.items()}
-    assert set(commands) == {"db migrate", *PROCESSES}, commands
+    commands = {_command_line(s): name for name, s in airflow_services.items()}
+    init = f"airflow db migrate && python {' '.join(SETUP)}"
+    assert set(commands) == {init, *(f"airflow {p}" for p in PROCESSES)}, commands
     assert services["postgres"]["image"].startswith("postgres:")
     for command, name in commands.items():
         depends = {k: v["condition"] for k, v in airflow_services[name].get("depends_on", {}).items()}
         expected = {"postgres": "service_healthy"}
-        if command != "db migrate":  # the harness migrates before it starts anything
-            expected[commands["db migrate"]] = "service_completed_successfully"
+        if command != init:  # the harness migrates and sets up before it starts anything
+            expected[commands[init]] = "service_completed_successfully"
         assert depends == expected, name
 
     envs = [s["environment"] for s in airflow_services.values()]
     assert all(e == envs[0] for e in envs)
     env = {k: str(v) for k, v in envs[0].items()}
-    mounts = dict(_mount(v) for v in airflow_services[commands["scheduler"]]["volumes"])
+    mounts = dict(_mount(v) for v in airflow_services[commands["airflow scheduler"]]["volumes"])
 
     for key, value in harness.env.items():
         if not key.startswith("AIRFLOW__") or key in HARNESS_ONLY:
@@ -166,7 +181,7 @@ def test_compose_and_image_match_the_harness(tmp_path):
             assert env[key].count("${POSTGRES_PASSWORD:?") == 1, key
         elif key == "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
             url = urlsplit(env[key])
-            assert (url.hostname, url.path) == (commands["api-server"], "/execution/"), env[key]
+            assert (url.hostname, url.path) == (commands["airflow api-server"], "/execution/"), env[key]
         elif key == "AIRFLOW__API_AUTH__JWT_SECRET":
             assert VAR.match(env[key]) and ":?" in env[key], "the JWT secret must come from .env"
         elif key == "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS":

@@ -224,9 +224,14 @@ class AirflowCluster:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         """``airflow <args>`` with the cluster's environment; output captured as text."""
-        done = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=self.home, capture_output=True, text=True, timeout=timeout)
+        return self.python("-m", "airflow", *args, check=check, timeout=timeout)
+
+    def python(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        """``python <args>`` (this interpreter) with the cluster's environment, as its processes
+        see it (e.g. ``python("-m", "gated_ml.cli", "setup")``); output captured as text."""
+        done = subprocess.run([sys.executable, *args], env=self.env, cwd=self.home, capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
+            raise RuntimeError(f"python {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
         return done
 
     @property
@@ -342,7 +347,31 @@ class AirflowCluster:
             time.sleep(poll)
         raise TimeoutError(f"{dag_id}: fewer than {n} runs finished after {timeout:.0f}s: {states}\n--- scheduler\n{self.log_tail('scheduler', 20)}")
 
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        """The run's task instances as the REST API returns them (state, try_number, start/end dates, duration, ...)."""
+        return self.api.paged(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """``{task_id: state}`` of one run (mapped tasks as ``task_id[map_index]``)."""
-        tis = self.api.paged(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+        tis = self.task_instances(dag_id, run_id)
         return {(t["task_id"] if t["map_index"] < 0 else f"{t['task_id']}[{t['map_index']}]"): t["state"] for t in tis}
+
+    def clear_run(self, dag_id: str, run_id: str, only_failed: bool = False) -> list[dict]:
+        """Clear every task of a run (REST ``POST /dags/{dag_id}/dagRuns/{run_id}/clear``), as the UI's
+        "Clear" of a run does: the run is queued again and the scheduler re-runs it. Returns the cleared
+        task instances."""
+        return self.api.post(f"dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": False, "only_failed": only_failed})["task_instances"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """One try's task log through the REST API, one line per record (``level event`` and any error detail)."""
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        body = self.api.request("GET", path, params={"full_content": True}, headers={"Accept": "application/json"}).json()
+        lines = []
+        for record in body["content"]:
+            if isinstance(record, str):
+                lines.append(record)
+                continue
+            lines.append(f"{record.get('level', '')} {record.get('event', '')}".strip())
+            for detail in record.get("error_detail") or []:
+                lines.append(f"  {detail.get('exc_type')}: {detail.get('exc_value')}")
+        return "\n".join(lines)

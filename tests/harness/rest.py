@@ -35,8 +35,9 @@ class RestClient:
     def request(self, method: str, path: str, *, auth: bool = True, **kwargs) -> httpx.Response:
         """``path`` is under ``/api/v2`` unless it starts with ``/``."""
         url = path if path.startswith("/") else f"/api/v2/{path}"
+        extra = kwargs.pop("headers", {})
         for attempt in (0, 1):
-            headers = {"Authorization": f"Bearer {self.token(refresh=attempt > 0)}"} if auth else {}
+            headers = {**extra, "Authorization": f"Bearer {self.token(refresh=attempt > 0)}"} if auth else extra
             response = self._http.request(method, url, headers=headers, **kwargs)
             if response.status_code != 401 or not auth:
                 break
