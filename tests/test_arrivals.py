@@ -160,6 +160,21 @@ def test_the_window_takes_passed_batches_leaves_refused_ones_and_waits_for_undec
     assert data.window(last_two, env, _run("2026-11-15"))["batches"] == ["2026-11-15"]  # the last 2 landed: 11-08 (refused), 11-15
 
 
+def test_no_curated_gate_runs_before_the_earlier_batches_could_set_the_baseline(lake, spec, env):
+    """Runs of several dates at once: a later batch is never gated against itself (nor made the baseline) first."""
+    replay.land(spec, env, "2026-11-01", "2026-11-22")
+    assert data.baseline_pending(spec, env, _run("2026-11-01")) == [] and data.baseline_settled(spec, env, _run("2026-11-01"))
+    assert data.baseline_pending(spec, env, _run("2026-11-15")) == ["2026-11-01", "2026-11-08"]
+    assert not data.baseline_settled(spec, env, _run("2026-11-15"))
+    _decide(spec, env, "2026-11-01", "landing", False)  # refused: it cannot become the baseline
+    assert data.baseline_pending(spec, env, _run("2026-11-15")) == ["2026-11-08"]
+    named = spec.model_copy(update={"gates": spec.gates.model_copy(update={"baseline_ds": dt.date(2026, 11, 8)})})
+    assert data.baseline_pending(named, env, _run("2026-11-22")) == ["2026-11-08"]  # only the named batch matters
+    assert data.baseline_pending(named, env, _run("2026-11-08")) == []
+    storage.write(jr.locations(spec, env).baseline() + "stats.json", b"{}")  # a baseline is accepted: nothing to wait for
+    assert data.baseline_pending(spec, env, _run("2026-11-15")) == [] and data.baseline_settled(spec, env, _run("2026-11-22"))
+
+
 def test_a_row_keeps_its_split_whatever_else_is_in_the_window(spec):
     import pandas as pd
 
@@ -216,3 +231,33 @@ def test_concurrent_registrations_and_baselines_never_collide(lake, spec, env):
     assert winners == ["2026-11-08", "2026-11-08"]  # the second proposal keeps the first accepted baseline
     history = storage.read_text(jr.locations(spec, env).baseline() + "history.jsonl").splitlines()
     assert len(history) == 1
+
+
+def test_a_smoke_test_after_a_newer_deployment_is_skipped_never_failed(lake, spec, env, monkeypatch):
+    """The pool serialises each deployment task: a newer date may deploy between a run's deploy and its smoke test."""
+    from gated_ml.errors import SkipDeployment, SmokeTestFailed
+    from gated_ml.evaluation import registry
+    from gated_ml.stages import deployment
+
+    ours = registry.register(spec, env, _record("2026-11-01", "m-20261101-1"))
+    newer = registry.register(spec, env, _record("2026-11-08", "m-20261108-1"))
+    endpoint = {"endpoint_name": "vertebral-column", "endpoint_config": "epc-20261101-1"}
+    registry.crown(spec, env, ours["version"], "epc-20261101-1")
+
+    def disagree(*args):  # the newer run switches the endpoint while this smoke test runs
+        registry.crown(spec, env, newer["version"], "epc-20261108-1")
+        raise SmokeTestFailed("smoke test: endpoint and batch transform disagree")
+
+    monkeypatch.setattr(deployment, "check_agreement", disagree)
+    with pytest.raises(SkipDeployment, match=r"while the smoke test ran, the endpoint vertebral-column serves version 2 \(ds=2026-11-08"):
+        deployment.smoke_test(spec, env, _run("2026-11-01"), endpoint, [], client=None)
+    monkeypatch.setattr(deployment, "check_agreement", lambda *a: pytest.fail("not called once a newer model serves"))
+    with pytest.raises(SkipDeployment, match="since this run deployed"):
+        deployment.smoke_test(spec, env, _run("2026-11-01"), endpoint, [], client=None)
+
+    registry.crown(spec, env, ours["version"], "epc-20261101-1")  # still ours: a disagreement fails the task
+    monkeypatch.setattr(deployment, "check_agreement", lambda *a: (_ for _ in ()).throw(SmokeTestFailed("disagree")))
+    with pytest.raises(SmokeTestFailed):
+        deployment.smoke_test(spec, env, _run("2026-11-01"), endpoint, [], client=None)
+    monkeypatch.setattr(deployment, "check_agreement", lambda *a: 10)
+    assert deployment.smoke_test(spec, env, _run("2026-11-01"), endpoint, [], client=None) == {"rows": 10, "agree": True}

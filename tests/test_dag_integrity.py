@@ -40,6 +40,7 @@ def test_no_cycles_and_the_stage_order(bag):
         "ingest.wait_for_batch",
         "ingest.landing_gate",
         "etl.glue_etl",
+        "etl.baseline_settled",
         "etl.curated_gate",
         "features.window_settled",
         "features.split",

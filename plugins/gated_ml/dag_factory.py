@@ -70,11 +70,19 @@ def ingest_group(spec: PipelineSpec, target: Target) -> TaskGroup:
 
 def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
     limited = {"pool": etl_pool(spec)}  # the Glue job's concurrent-run limit
-    with TaskGroup("etl", tooltip="Glue ETL to curated Parquet, the curated gate, the catalog partition", default_args=limited) as group:
+    tooltip = "Glue ETL to curated Parquet, the baseline settled, the curated gate, the catalog partition"
+    with TaskGroup("etl", tooltip=tooltip, default_args=limited) as group:
         curated = target.task(data.GLUE_ETL, spec, "glue_etl", code=code)
+
+        # runs of several dates at once: no later batch is gated against itself before the baseline exists
+        @task.sensor(task_id="baseline_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
+        @airflow_outcome
+        def baseline_settled():
+            return data.baseline_settled(spec, target.environment(), current_run())
+
         curated_ok = stage_task(spec, target, "curated_gate", gates.gate_curated)
         partition = target.task(data.CATALOG_PARTITION, spec, "catalog_partition")
-        chain(curated.output, curated_ok, partition.head)
+        chain(curated.output, baseline_settled(), curated_ok, partition.head)
     return group
 
 

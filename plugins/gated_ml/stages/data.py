@@ -77,6 +77,30 @@ def window_settled(spec: PipelineSpec, env: Environment, run: Run) -> bool:
     return not pending
 
 
+def baseline_pending(spec: PipelineSpec, env: Environment, run: Run) -> list[str]:
+    """The earlier batches the baseline may still come from, while none is accepted.
+
+    The first batch to pass the curated gate becomes the baseline (or the spec's
+    ``gates.baseline_ds``). Runs of several dates at once (a backfill) must not let a later
+    batch be gated against itself, or become the baseline, because its run reached the gate
+    first: the curated gate of ``ds`` waits until no batch landed before ``ds`` (the named one,
+    if any) is without a gate decision. Empty once a baseline is accepted.
+    """
+    if storage.exists(jr.locations(spec, env).baseline() + "stats.json"):
+        return []
+    named = spec.gates.baseline_ds.isoformat() if spec.gates.baseline_ds else None
+    earlier = [d for d in landed_dates(spec, env) if d < run.ds and named in (None, d)]
+    return [d for d in earlier if _verdict(spec, env, d) is None]
+
+
+def baseline_settled(spec: PipelineSpec, env: Environment, run: Run) -> bool:
+    """True once the curated gate of ``ds`` is held to the baseline it would have in date order (for the sensor before it)."""
+    pending = baseline_pending(spec, env, run)
+    if pending:
+        log.info("no baseline yet: the curated gate of ds=%s waits for the gates of the earlier batches %s", run.ds, pending)
+    return not pending
+
+
 def read_raw_frame(spec: PipelineSpec, data: bytes):
     """The raw batch parsed by its declared format, all values as strings (for the landing gate)."""
     return jr.raw_format(spec).read_pandas(data)

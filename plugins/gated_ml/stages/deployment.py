@@ -83,9 +83,35 @@ def smoke_check(spec: PipelineSpec, env: Environment, run: Run, client, *, trans
 DEPLOY_ENDPOINT = Step("deploy_endpoint", endpoint_request, endpoint_result, check=smoke_check)
 
 
+def _replaced_by(spec: PipelineSpec, env: Environment, endpoint: dict) -> dict | None:
+    """The champion that replaced this run's deployment on the endpoint since, if one did."""
+    champ = registry.champion(spec, env)
+    return champ if champ is not None and champ["endpoint_config"] != endpoint["endpoint_config"] else None
+
+
 def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, output_uris: list[str], client) -> dict:
-    """The deployed endpoint, through its public address, agrees with batch transform."""
-    rows = check_agreement(spec, env, run, client, output_uris)
+    """The deployed endpoint, through its public address, agrees with batch transform.
+
+    The pool serialises each deployment task, not a run's deploy-then-smoke-test: runs of
+    several dates (a backfill) may deploy a newer model between the two. Then this run's
+    model no longer takes traffic, and the test is skipped, never failed (its model passed
+    the same check before it took traffic: ``DEPLOY_ENDPOINT``'s ``check``).
+    """
+
+    def skip_if_replaced(when: str) -> None:
+        newer = _replaced_by(spec, env, endpoint)
+        if newer is not None:
+            raise SkipDeployment(
+                f"smoke test not run: {when} the endpoint {endpoint['endpoint_name']} serves version {newer['version']} (ds={newer['ds']}, "
+                f"config {newer['endpoint_config']}) instead of this run's {endpoint['endpoint_config']}; this run's model was checked before it took traffic"
+            )
+
+    skip_if_replaced("since this run deployed,")
+    try:
+        rows = check_agreement(spec, env, run, client, output_uris)
+    except SmokeTestFailed:
+        skip_if_replaced("while the smoke test ran,")
+        raise
     log.info("smoke test: %d rows, endpoint %s agrees with batch transform", rows, endpoint["endpoint_name"])
     return {"rows": rows, "agree": True}
 
