@@ -81,6 +81,7 @@ promote-baseline: install
 bench: install
 	$(PY) tests/benchmarks/bench_curated_gate.py
 	$(PY) tests/benchmarks/bench_endpoint.py
+	$(PY) tests/benchmarks/bench_backfill.py
 
 lock:
 	$(VENV)/bin/uv pip compile --python-version 3.11 requirements.txt -o requirements.lock

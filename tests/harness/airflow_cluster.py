@@ -356,11 +356,11 @@ class AirflowCluster:
         tis = self.task_instances(dag_id, run_id)
         return {(t["task_id"] if t["map_index"] < 0 else f"{t['task_id']}[{t['map_index']}]"): t["state"] for t in tis}
 
-    def clear_run(self, dag_id: str, run_id: str, only_failed: bool = False) -> list[dict]:
+    def clear_run(self, dag_id: str, run_id: str, only_failed: bool = False, dry_run: bool = False) -> dict:
         """Clear every task of a run (REST ``POST /dags/{dag_id}/dagRuns/{run_id}/clear``), as the UI's
-        "Clear" of a run does: the run is queued again and the scheduler re-runs it. Returns the cleared
-        task instances."""
-        return self.api.post(f"dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": False, "only_failed": only_failed})["task_instances"]
+        "Clear" of a run does: the run is queued again and the scheduler re-runs it. Returns the run
+        (``dry_run``: ``{"task_instances": [...], ...}``, the task instances it would clear)."""
+        return self.api.post(f"dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": dry_run, "only_failed": only_failed})
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         """One try's task log through the REST API, one line per record (``level event`` and any error detail)."""
