@@ -1,6 +1,7 @@
 """Benchmark: the curated gate (GX checkpoint) against one vectorised NumPy pass computing the same figures.
 
-Run on demand: ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_curated_gate.py``).
+Run on demand: ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_curated_gate.py``;
+``BENCH_ROWS=N`` for a smaller table).
 Prints, side by side in one run, on a synthetic 1,000,000-row x 12-column table
 (11 numeric features and a binary label):
 - the curated gate's checkpoint (nulls, box-plot outliers, class balance, unseen labels,
@@ -29,7 +30,8 @@ from gated_ml.quality.baseline import compute  # noqa: E402
 from gated_ml.quality.checkpoint import run_checkpoint  # noqa: E402
 from gated_ml.spec import PipelineSpec  # noqa: E402
 
-ROWS, FEATURES = 1_000_000, 11
+# BENCH_ROWS shrinks the table for the smoke run in tests/test_benchmark_smoke.py.
+ROWS, FEATURES = int(os.environ.get("BENCH_ROWS", "1000000")), 11
 
 
 def bench_spec() -> PipelineSpec:

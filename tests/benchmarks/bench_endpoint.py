@@ -53,7 +53,10 @@ from gated_ml.spec import load_pipeline  # noqa: E402
 from gated_ml.targets.local import LocalTarget  # noqa: E402
 from modelkit import train_and_register  # noqa: E402
 
-REQUESTS, WARMUP, THREADS, BATCH_ROWS = 2000, 100, 4, 50_000
+# BENCH_REQUESTS / BENCH_BATCH_ROWS shrink the run for the smoke in tests/test_benchmark_smoke.py.
+REQUESTS, WARMUP, THREADS = int(os.environ.get("BENCH_REQUESTS", "2000")), 100, 4
+BATCH_ROWS = int(os.environ.get("BENCH_BATCH_ROWS", "50000"))
+WARMUP = min(WARMUP, REQUESTS)
 P99_TARGET_MS, RPS_TARGET, BATCH_TARGET = 10.0, 500.0, 0.7
 
 
