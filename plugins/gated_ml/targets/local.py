@@ -8,6 +8,7 @@ Describe shapes; S3 URIs map to the local lake. The runners are imported when a 
 from __future__ import annotations
 
 from gated_ml.errors import ResourceNotFound, airflow_outcome
+from gated_ml.local import fidelity
 from gated_ml.targets.base import StepTasks, Target, current_run
 
 
@@ -38,6 +39,7 @@ class LocalTarget(Target):
         request = step.request(spec, env, run, **inputs)
         if request is None:
             return None
+        fidelity.admit(step.verb, request)  # a field this machine would not honour is refused before anything runs
         verb = getattr(self, step.verb)
         if step.check is not None:
             describe = verb(request, check=lambda client: step.check(spec, env, run, client, **inputs))
