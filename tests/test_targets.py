@@ -48,7 +48,7 @@ def test_the_factory_builds_every_verb_through_the_interface_alone(monkeypatch, 
     dag = dag_factory.build_dag(spec)
     assert {verb for verb, _ in target.steps.values()} == {*VERBS, "arrival"}
     assert target.steps["train"] == ("train", ["code"]) and target.steps["transform_champion"] == ("transform", ["model"])
-    assert target.steps["deploy_endpoint"] == ("deploy_endpoint", ["evaluation", "model", "transformed"])
+    assert target.steps["deploy_endpoint"] == ("deploy_endpoint", ["evaluation", "model", "package", "transformed"])
     order = [t.task_id for t in dag.topological_sort()]
     assert order.index("etl.glue_etl") < order.index("etl.curated_gate") < order.index("features.split") < order.index("training.train")
     assert order.index("batch_transform.transform") < order.index("evaluate") < order.index("deployment.deploy_endpoint")

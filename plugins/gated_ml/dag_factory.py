@@ -142,10 +142,20 @@ def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, 
     # one deployment of a pipeline at a time (runs of several dates may reach it together): a pool of one slot
     serialised = {"pool": endpoint_pool(spec)}
     with TaskGroup(
-        "deployment", tooltip="real-time endpoint (create, or update without downtime), its smoke test, the model package", default_args=serialised
+        "deployment",
+        tooltip="the model package in the registry, then (if the registry approves it) the real-time endpoint and its smoke test",
+        default_args=serialised,
     ) as group:
+        # the model registry's approval of the registered package is what the deployment reads
+        package = target.task(deployment.REGISTER_MODEL_VERSION, spec, "register_model_version", chosen=chosen, evaluation=evaluation.output, code=code)
         endpoint = target.task(
-            deployment.DEPLOY_ENDPOINT, spec, "deploy_endpoint", model=outputs["model"], evaluation=evaluation.output, transformed=outputs["test"]
+            deployment.DEPLOY_ENDPOINT,
+            spec,
+            "deploy_endpoint",
+            model=outputs["model"],
+            evaluation=evaluation.output,
+            transformed=outputs["test"],
+            package=package.output,
         )
         stage_task(
             spec,
@@ -155,7 +165,6 @@ def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, 
             endpoint=endpoint.output,
             transformed=outputs["test"],
         )
-        target.task(deployment.REGISTER_MODEL_VERSION, spec, "register_model_version", chosen=chosen, evaluation=evaluation.output, code=code)
     return group
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -365,14 +366,31 @@ def endpoint(spec: PipelineSpec, config_name: str) -> dict:
     return validate_request("sagemaker", "CreateEndpoint", req)
 
 
-def model_package(spec: PipelineSpec, env: Environment, run: Run, model_data_url: str, code_uri: str, version: int, decision: str) -> dict:
+def model_package(
+    spec: PipelineSpec,
+    env: Environment,
+    run: Run,
+    model_data_url: str,
+    code_uri: str,
+    version: int,
+    decision: str,
+    *,
+    training_job: str | None = None,
+    commit: str | None = None,
+) -> dict:
     """``sagemaker.CreateModelPackage``: the model as a version of the pipeline's model package group.
 
-    The container carries the inference environment, so the package deploys as it was tested.
+    The package is the registry's record of the model: the container with its inference
+    environment (so it deploys as it was tested), the approval the deployment reads, the
+    metrics report (``ModelQuality``) and the training window (``ModelDataQuality``), the job
+    and commit that made it. ``ClientToken`` makes a retried registration of the same model
+    for the same date return the same package instead of a second one.
     """
+    loc = locations(spec, env)
     req = {
         "ModelPackageGroupName": spec.slug,
         "ModelPackageDescription": f"registry version {version}, ds={run.ds}",
+        "ClientToken": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{spec.slug}/{run.ds}/{version}/{model_data_url}")),
         "InferenceSpecification": {
             "Containers": [
                 {
@@ -385,7 +403,14 @@ def model_package(spec: PipelineSpec, env: Environment, run: Run, model_data_url
             "SupportedResponseMIMETypes": ["text/csv"],
         },
         "ModelApprovalStatus": decision,
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": loc.evaluation(run.ds) + "metrics.json"}},
+            "ModelDataQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": loc.features(run.ds) + "window.json"}},
+        },
         "CustomerMetadataProperties": {"ds": run.ds, "registry_version": str(version)},
         "Tags": _tags(spec, run),
     }
+    metadata = {k: v for k, v in (("GeneratedBy", training_job), ("CommitId", commit)) if v}
+    if metadata:
+        req["MetadataProperties"] = metadata
     return validate_request("sagemaker", "CreateModelPackage", req)

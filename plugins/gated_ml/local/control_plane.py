@@ -64,4 +64,7 @@ class ControlPlane:
         return d
 
     def arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:sagemaker:local:000000000000:{kind.rstrip('s')}/{name.lower()}"
+        """An ARN of AWS's form (the configured region, account 000000000000), so requests naming it pass the service model."""
+        from gated_ml.settings import region
+
+        return f"arn:aws:sagemaker:{region()}:000000000000:{kind.rstrip('s')}/{name.lower()}"

@@ -168,6 +168,7 @@ FIELDS: dict[tuple[str, str], dict[str, Field]] = {
     ("sagemaker", "CreateModelPackage"): {
         "ModelPackageGroupName": honoured("the group's numbered versions"),
         "ModelPackageDescription": honoured("the package record"),
+        "ClientToken": honoured("a request with a token already used answers with the package it made"),
         "InferenceSpecification": honoured("the package record: container, model data, inference environment, content types"),
         "ModelApprovalStatus": honoured("the approval the deployment reads"),
         "ModelMetrics": honoured("the package record: the metrics report's location"),

@@ -24,10 +24,16 @@ from gated_ml.steps import Step
 log = logging.getLogger(__name__)
 
 
-def check_deployable(spec: PipelineSpec, env: Environment, run: Run, evaluation: dict) -> None:
-    """Raise :class:`SkipDeployment` unless this run's model is approved and no newer model serves."""
-    if evaluation["decision"] != "Approved":
-        raise SkipDeployment(f"model version {evaluation['version']} is {evaluation['decision']}: not deployed")
+def check_deployable(spec: PipelineSpec, env: Environment, run: Run, evaluation: dict, package: dict) -> None:
+    """Raise :class:`SkipDeployment` unless the model registry approves this run's model and no newer model serves.
+
+    The approval is the model package's, as the registry answers it (``DescribeModelPackage``),
+    not the evaluation's own decision: the registry is the one place approvals live.
+    """
+    if package["approval"] != "Approved":
+        raise SkipDeployment(
+            f"model version {evaluation['version']} is {package['approval']} in the model registry ({package['model_package_arn']}): not deployed"
+        )
     champ = registry.champion(spec, env)
     if champ is not None and champ["ds"] > run.ds:
         raise SkipDeployment(f"a newer model (version {champ['version']}, ds={champ['ds']}) serves: a backfill of ds={run.ds} never replaces it")
@@ -57,9 +63,9 @@ def check_agreement(spec: PipelineSpec, env: Environment, run: Run, client, outp
     return len(answers)
 
 
-def endpoint_request(spec: PipelineSpec, env: Environment, run: Run, model: dict, evaluation: dict, transformed: dict) -> dict:
+def endpoint_request(spec: PipelineSpec, env: Environment, run: Run, model: dict, evaluation: dict, transformed: dict, package: dict) -> dict:
     """``CreateEndpointConfig`` for this run's model and ``CreateEndpoint`` (or its update) pointing at it."""
-    check_deployable(spec, env, run, evaluation)
+    check_deployable(spec, env, run, evaluation, package)
     config = jr.endpoint_config(spec, run, model["model_name"])
     return {"EndpointConfig": config, "Endpoint": jr.endpoint(spec, config["EndpointConfigName"])}
 
@@ -117,11 +123,27 @@ def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, o
 
 
 def package_request(spec: PipelineSpec, env: Environment, run: Run, chosen: dict, evaluation: dict, code: dict) -> dict:
-    return jr.model_package(spec, env, run, chosen["model_data"], code["sourcedir_uri"], evaluation["version"], evaluation["decision"])
+    return jr.model_package(
+        spec,
+        env,
+        run,
+        chosen["model_data"],
+        code["sourcedir_uri"],
+        evaluation["version"],
+        evaluation["decision"],
+        training_job=chosen["job_name"],
+        commit=registry.git_commit(),
+    )
 
 
 def package_result(spec: PipelineSpec, env: Environment, run: Run, request: dict, describe: dict | None, **inputs) -> dict:
-    return {"model_package_group": request["ModelPackageGroupName"], "approval": request["ModelApprovalStatus"]}
+    """The registered package as the registry describes it: its ARN, version and approval (what the deployment reads)."""
+    return {
+        "model_package_group": describe["ModelPackageGroupName"],
+        "model_package_arn": describe["ModelPackageArn"],
+        "model_package_version": describe["ModelPackageVersion"],
+        "approval": describe["ModelApprovalStatus"],
+    }
 
 
 REGISTER_MODEL_VERSION = Step("register_model_version", package_request, package_result)

@@ -156,6 +156,20 @@ def _package_arguments(request: dict) -> dict:
     }
 
 
+def _registered_package(client, request: dict) -> dict:
+    """``DescribeModelPackage`` of the package this request registered: the group's newest with the request's model data."""
+    from gated_ml.errors import ResourceNotFound
+
+    model_data = request["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    group = request["ModelPackageGroupName"]
+    listed = client.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", MaxResults=20)
+    for summary in listed["ModelPackageSummaryList"]:
+        package = client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        if package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == model_data:
+            return package
+    raise ResourceNotFound(f"model package group {group}: no package among its newest 20 holds {model_data}")
+
+
 @dataclass(frozen=True)
 class AwsVerb:
     """What one verb needs on `aws`; see the module docstring."""
@@ -183,7 +197,7 @@ VERBS: dict[str, AwsVerb] = {
         job_status="TransformJobStatus",
     ),
     "deploy_endpoint": AwsVerb(_endpoint_operators, describe=lambda c, r: c.describe_endpoint(EndpointName=r["Endpoint"]["EndpointName"])),
-    "register_model_version": AwsVerb(_package_operators, _package_arguments),
+    "register_model_version": AwsVerb(_package_operators, _package_arguments, describe=_registered_package),
 }
 
 
