@@ -125,7 +125,7 @@ def commit(spark, frame, output_uri, rows):
         frame.coalesce(1).write.mode("overwrite").parquet(staging.toString())
         parts = sorted((p for p in hadoop.children(staging) if p.getName().endswith(".parquet")), key=lambda p: p.getName())
         names = [f"part-{token}-{i:05d}.parquet" for i in range(len(parts))]
-        for part, name in zip(parts, names):
+        for part, name in zip(parts, names, strict=True):
             hadoop.move(part, hadoop.child(name))
         marker = json.dumps({"files": names, "rows": rows, "attempt": token})
         pending = hadoop.child(f"_{COMMIT_MARKER}.{token}")

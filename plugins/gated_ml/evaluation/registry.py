@@ -15,9 +15,8 @@ import hashlib
 import json
 import subprocess
 
-from gated_ml import batch_commit
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.spec import PROJECT_ROOT, PipelineSpec
 
 DECISIONS = ("Approved", "Rejected", "PendingManualApproval")

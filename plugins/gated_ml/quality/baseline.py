@@ -15,9 +15,8 @@ import logging
 
 import numpy as np
 
-from gated_ml import batch_commit
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.spec import PipelineSpec
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,8 @@ import json
 import logging
 import re
 
-from gated_ml import batch_commit
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.errors import StageError
 from gated_ml.job_requests import Environment, Run
 from gated_ml.lake import Locations

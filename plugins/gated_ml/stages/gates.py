@@ -13,9 +13,8 @@ import io
 import json
 import logging
 
-from gated_ml import batch_commit
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.errors import GateFailed
 from gated_ml.evaluation.predictions import read_predictions
 from gated_ml.job_requests import Environment, Run

@@ -9,7 +9,7 @@ job going (:data:`PROVISIONING_SECONDS`), polled every ``delay`` seconds:
 - training: ``StoppingCondition.MaxRuntimeInSeconds`` (``MaxWaitTimeInSeconds`` with managed spot, which includes the waiting for spot capacity);
 - tuning: the job's own ``ResourceLimits.MaxRuntimeInSeconds`` when set, else its training jobs in
   rounds of ``MaxParallelTrainingJobs``, each round one training job's limit and provisioning;
-- transform: one ``ModelClientConfig.InvocationsTimeoutInSeconds`` × (``InvocationsMaxRetries`` + 1)
+- transform: one ``ModelClientConfig.InvocationsTimeoutInSeconds`` times (``InvocationsMaxRetries`` + 1)
   per mini-batch (the input's bytes / ``MaxPayloadInMB``, shared by the instances), SageMaker's
   defaults (600 s, 3 retries) when the request sets none;
 - Glue: ``Timeout`` (minutes);
