@@ -32,6 +32,7 @@ class TaskInstance:
 
     def __init__(self, try_number: int = 1, task_id: str = "step"):
         self.try_number, self.task_id, self.xcom = try_number, task_id, {}
+        self.stats_tags, self.dag_id, self.run_id, self.map_index = {}, "vertebral_column", "manual__2026-11-01", -1
 
     def xcom_push(self, key, value):
         self.xcom[key] = value

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
-from aws_kit import REGION, client, context, mocked_aws, sagemaker_backend, seed_s3
 
+from aws_kit import REGION, client, context, mocked_aws, sagemaker_backend, seed_s3
 from gated_ml import job_requests as jr
 from gated_ml.naming import for_try
 from gated_ml.stages import training
@@ -37,7 +37,9 @@ def aws(monkeypatch):
 
 
 def _train(request, deferrable=False):
-    return ReattachingTrainingOperator(task_id="train", config=copy.deepcopy(request), action_if_job_exists="fail", print_log=False, deferrable=deferrable, **WAITING)
+    return ReattachingTrainingOperator(
+        task_id="train", config=copy.deepcopy(request), action_if_job_exists="fail", print_log=False, deferrable=deferrable, **WAITING
+    )
 
 
 def _training_request(spec, env, run):
@@ -164,7 +166,10 @@ def test_a_failed_transform_job_is_retried_under_a_fresh_name(aws, spec, env, ru
     )
     operator.execute(ctx)
     assert ctx["ti"].xcom[NAME_XCOM] == for_try(request["TransformJobName"], 2)
-    assert {j["TransformJobName"] for j in sm.list_transform_jobs()["TransformJobSummaries"]} == {request["TransformJobName"], for_try(request["TransformJobName"], 2)}
+    assert {j["TransformJobName"] for j in sm.list_transform_jobs()["TransformJobSummaries"]} == {
+        request["TransformJobName"],
+        for_try(request["TransformJobName"], 2),
+    }
 
 
 def test_a_model_left_by_an_earlier_try_does_not_fail_the_retry(aws, spec, env, run):
