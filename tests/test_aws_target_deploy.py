@@ -10,8 +10,8 @@ import copy
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
-from aws_kit import ACCOUNT, REGION, client, context, mocked_aws, stub_update_endpoint
 
+from aws_kit import ACCOUNT, REGION, client, context, mocked_aws, stub_update_endpoint
 from gated_ml import job_requests as jr
 from gated_ml import storage
 from gated_ml.errors import Fault

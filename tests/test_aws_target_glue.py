@@ -8,8 +8,8 @@ import ast
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
-from aws_kit import REGION, context, mocked_aws
 
+from aws_kit import REGION, context, mocked_aws
 from conftest import ROOT
 from gated_ml import batch_commit, errors
 from gated_ml import job_requests as jr
@@ -19,7 +19,10 @@ from gated_ml.targets import aws_waits
 from gated_ml.targets.aws import _glue_arguments
 from gated_ml.targets.aws_operators import GlueEtlOperator
 
-CODE = {"glue_script_uri": "s3://gated-ml-lake/vertebral_column/code/abc/etl.py", "raw_formats_uri": "s3://gated-ml-lake/vertebral_column/code/abc/raw_formats.py"}
+CODE = {
+    "glue_script_uri": "s3://gated-ml-lake/vertebral_column/code/abc/etl.py",
+    "raw_formats_uri": "s3://gated-ml-lake/vertebral_column/code/abc/raw_formats.py",
+}
 REFUSAL = "Error Category: UNCLASSIFIED_ERROR; EtlRefusal: GATED_ML_REFUSED: column 'pelvic_incidence' must be double; found unparseable values ['abc']"
 
 
@@ -95,6 +98,12 @@ def test_a_glue_failure_is_judged_by_its_message_alone():
 def test_the_glue_script_uses_the_markers_the_package_reads():
     """``include/glue/etl.py`` runs on Glue without the package: its constants must equal the package's."""
     tree = ast.parse((ROOT / "include/glue/etl.py").read_text())
-    constants = {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name) and isinstance(node.value, ast.Constant)}
+    constants = {
+        t.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name) and isinstance(node.value, ast.Constant)
+    }
     assert constants["REFUSAL_MARKER"] == errors.GLUE_REFUSAL_MARKER
     assert constants["COMMIT_MARKER"] == batch_commit.COMMIT_MARKER
