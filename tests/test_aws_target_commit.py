@@ -32,7 +32,7 @@ def test_a_prefix_without_its_marker_is_refused_with_what_to_do(lake, spec, env,
     prefix = jr.locations(spec, env).curated(run.ds)
     storage.write(prefix + "part-00000.parquet", _parquet(_rows(3, 1.0)))  # a run that wrote its data, then died
     assert not batch_commit.is_committed(prefix)
-    with pytest.raises(UncommittedBatch, match="no _COMMITTED marker.*re-run\\) the ETL of that date") as refused:
+    with pytest.raises(UncommittedBatch, match=r"no _COMMITTED marker.*re-run\) the ETL of that date") as refused:
         batch_commit.read_parquet(prefix)
     assert isinstance(refused.value, Refusal)
     with pytest.raises(UncommittedBatch):  # the curated gate never judges a half-written batch
