@@ -140,11 +140,12 @@ def test_an_update_that_left_the_old_config_serving_is_a_fault_and_skips_the_smo
 def test_the_deferred_wait_for_the_endpoint_takes_its_attempts_from_the_configs_timeouts(aws, spec, env, run):
     _serving_old_config(spec)
     request, operator = _deploy(spec, env, run, aws, deferrable=True)
+    ctx = context()
     with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(context())
+        operator.execute(ctx)
     assert deferred.value.trigger.attempts == aws_waits.endpoint(request["EndpointConfig"], 1).max_attempts
-    assert deferred.value.kwargs == {"previous": OLD_CONFIG, "config_name": request["EndpointConfig"]["EndpointConfigName"]}
-    _endpoint_answers(_rows(["0.1", "0.12", "0.77"]))  # then, resumed by the trigger, the smoke test fails: rollback
+    _endpoint_answers(_rows(["0.1", "0.12", "0.77"]))  # then, resumed by the trigger (a fresh operator, the same try), the smoke test fails: rollback
+    _, resumed = _deploy(spec, env, run, aws, deferrable=True)
     with pytest.raises(AirflowFailException, match=f"rolled back to {OLD_CONFIG}"):
-        operator.execute_complete(context(), event={"status": "success"}, **deferred.value.kwargs)
+        resumed.resume_execution("execute_complete", {"event": {"status": "success", "job_name": jr.endpoint_name(spec)}}, ctx)
     assert _serves(spec) == OLD_CONFIG

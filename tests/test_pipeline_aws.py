@@ -148,7 +148,7 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
         s3.put_object(Bucket=bucket, Key=key, Body=local_path(local_uri).read_bytes())
 
     put(data.batch_uri(spec, env.bucket, DS), data.batch_uri(spec, BUCKET, DS))  # upstream delivers the day's batch
-    for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet"]:
+    for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet" or u.name == "_COMMITTED"]:  # the batch and its commit marker
         put(local.curated(DS) + uri.name, remote.curated(DS) + uri.name)
     put(trained["model_data"], remote.models() + f"{trained['job_name']}/output/model.tar.gz")
     put(test["output_uris"][0], remote.transform(DS) + "test/test.csv.out")

@@ -53,6 +53,7 @@ from gated_ml.targets import aws_waits
 from gated_ml.targets.arrival import NamesTheMissingBatch
 
 NAME_XCOM = "resource_name"  # the name an operator actually used, for its result task
+PREVIOUS_XCOM = "previous_endpoint_config"  # what the endpoint served before a deployment (to roll back to), across a deferral
 MAX_TRIES = 25  # names tried before giving up: far more than any spec's retries
 RUNNING, DONE, ENDED = ("InProgress", "Stopping"), ("Completed",), ("Failed", "Stopped")
 
@@ -234,6 +235,7 @@ class DeployEndpointOperator(_FreshNames, SageMakerEndpointOperator):
         self.hook.create_endpoint_config(config)
         wait = aws_waits.endpoint(config, self.check_interval)
         previous = self.serving_config(wait)
+        context["ti"].xcom_push(key=PREVIOUS_XCOM, value=previous)  # defer kwargs are not kept by every runner (dag.test drops them)
         if previous is None:
             self.log.info("creating endpoint %s with %s", self.endpoint_name, name)
             self.hook.conn.create_endpoint(**self.config["Endpoint"])
@@ -250,15 +252,16 @@ class DeployEndpointOperator(_FreshNames, SageMakerEndpointOperator):
                     aws_conn_id=self.aws_conn_id,
                 ),
                 method_name="execute_complete",
-                kwargs={"previous": previous, "config_name": name},
             )
         self.wait_in_service(wait)
         return self.check_new_config(name, previous)
 
-    def execute_complete(self, context, event=None, previous: str | None = None, config_name: str | None = None):
+    def execute_complete(self, context, event=None, **kwargs):
+        ti = context["ti"]
+        name, previous = (ti.xcom_pull(task_ids=ti.task_id, key=key) for key in (NAME_XCOM, PREVIOUS_XCOM))
         if not event or event.get("status") != "success":
-            raise AirflowException(f"endpoint {self.endpoint_name} did not come into service with {config_name}: {event}")
-        return self.check_new_config(config_name, previous)
+            raise AirflowException(f"endpoint {self.endpoint_name} did not come into service with {name}: {event}")
+        return self.check_new_config(name, previous)
 
     def serving_config(self, wait: aws_waits.Wait) -> str | None:
         """The config the endpoint serves now (after any update in flight), or None when there is no endpoint to update."""
