@@ -196,3 +196,20 @@ def test_a_describe_error_other_than_not_found_is_not_taken_for_a_free_name(aws,
     with pytest.raises(ClientError, match="Rate exceeded"):
         operator.execute(context())
     assert _training_jobs() == []
+
+
+# --- the names of later tries ------------------------------------------------------------------
+def test_a_later_try_s_name_keeps_the_name_and_changes_its_try():
+    assert for_try("vertebral-column-train-20261101-1", 2) == "vertebral-column-train-20261101-2"
+    assert for_try("vertebral-column-train-20261101-7", 1) == "vertebral-column-train-20261101-1"
+
+
+def test_a_try_number_that_grows_a_digit_still_fits_the_tuning_limit_and_stays_unique():
+    name = "vertebral-column-tune-20261101-9"  # 32 characters: the limit of a tuning job name
+    ten, eleven = for_try(name, 10, 32), for_try(name, 11, 32)
+    assert len(ten) <= 32 and ten.endswith("-10") and len(eleven) <= 32 and ten != eleven
+
+
+def test_a_name_without_a_try_number_is_refused():
+    with pytest.raises(ValueError, match="does not end in a try number"):
+        for_try("vertebral-column-etl", 2)
