@@ -166,29 +166,30 @@ class AwsVerb:
     operators: Callable  # (task_id, request-task output, spec[, smoke_test]) -> [operator, ...], chained in order, the last named task_id
     arguments: Callable[[dict], dict] = lambda request: {"config": request}
     describe: Callable | None = None  # (sagemaker client, request) -> the Describe answer after the operators
-    name_path: tuple[str, ...] | None = None  # where the request names what the operator creates (a retry may use a fresh name)
+    # where the request names what the operator creates (a retry may create it under a fresh name), then where else it refers to it
+    name_paths: tuple[tuple[str, ...], ...] = ()
 
 
 VERBS: dict[str, AwsVerb] = {
     "run_glue_job": AwsVerb(_glue_operators, _glue_arguments),
     "register_partition": AwsVerb(_catalog_operators, _catalog_arguments),
-    "train": AwsVerb(_train_operators, describe=lambda c, r: c.describe_training_job(TrainingJobName=r["TrainingJobName"]), name_path=("TrainingJobName",)),
+    "train": AwsVerb(_train_operators, describe=lambda c, r: c.describe_training_job(TrainingJobName=r["TrainingJobName"]), name_paths=(("TrainingJobName",),)),
     "tune": AwsVerb(
         _tune_operators,
         describe=lambda c, r: c.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=r["HyperParameterTuningJobName"]),
-        name_path=("HyperParameterTuningJobName",),
+        name_paths=(("HyperParameterTuningJobName",),),
     ),
-    "create_model": AwsVerb(_model_operators, name_path=("ModelName",)),
+    "create_model": AwsVerb(_model_operators, name_paths=(("ModelName",),)),
     "transform": AwsVerb(
         _transform_operators,
         lambda request: {"config": {"Transform": request}},
         describe=lambda c, r: c.describe_transform_job(TransformJobName=r["TransformJobName"]),
-        name_path=("TransformJobName",),
+        name_paths=(("TransformJobName",),),
     ),
     "deploy_endpoint": AwsVerb(
         _endpoint_operators,
         describe=lambda c, r: c.describe_endpoint(EndpointName=r["Endpoint"]["EndpointName"]),
-        name_path=("EndpointConfig", "EndpointConfigName"),
+        name_paths=(("EndpointConfig", "EndpointConfigName"), ("Endpoint", "EndpointConfigName")),
     ),
     "register_model_version": AwsVerb(_package_operators, _package_arguments),
 }
@@ -232,13 +233,22 @@ class AwsTarget(Target):
 
         from gated_ml.targets.aws_operators import set_in
 
-        if verb.name_path is None or name is None:
+        if name is None:
             return request
         ran = copy.deepcopy(request)
-        set_in(ran, verb.name_path, name)
-        if verb.name_path == ("EndpointConfig", "EndpointConfigName"):
-            ran["Endpoint"]["EndpointConfigName"] = name
+        for path in verb.name_paths:
+            set_in(ran, path, name)
         return ran
+
+    def operators(self, step, verb: AwsVerb, task_id: str, built, spec) -> list:
+        """The verb's operators; a step with a ``check`` (the smoke test) gets it, run by its operator before the result task."""
+        if step.check is None:
+            return verb.operators(task_id, built, spec)
+
+        def smoke_test(client, checked_inputs: dict):
+            return step.check(spec, self.environment(), current_run(), client, **checked_inputs)
+
+        return verb.operators(task_id, built, spec, smoke_test)
 
     # --- parse time -------------------------------------------------------------------
     def arrival_sensor(self, spec, task_id: str):
@@ -283,14 +293,7 @@ class AwsTarget(Target):
             return step.result(spec, self.environment(), current_run(), request, describe, **inputs)
 
         built = build_request(inputs)
-        if step.check is not None:
-
-            def smoke_test(client, checked_inputs: dict):  # Step.check inside the deploy operator, before the result task crowns
-                return step.check(spec, self.environment(), current_run(), client, **checked_inputs)
-
-            operators = verb.operators(task_id, built, spec, smoke_test)
-        else:
-            operators = verb.operators(task_id, built, spec)
+        operators = self.operators(step, verb, task_id, built, spec)
         result = read_result(built, inputs)
         chain(built, *operators, result)
         return StepTasks(head=built, output=result)
