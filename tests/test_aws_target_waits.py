@@ -103,3 +103,17 @@ def test_a_transform_wait_counts_the_input_it_will_read(monkeypatch, spec, env, 
         )
         wait = operator.wait_for(context())
     assert wait == aws_waits.transform(request, 13 * aws_waits.MB + 4, 30) and wait.seconds == P + 3 * 600 * 4
+
+
+def test_a_deferred_tuning_job_polls_for_its_rounds_not_the_triggers_480_polls(monkeypatch, spec, env, run):
+    from gated_ml.targets.aws_operators import ReattachingTuningOperator
+
+    with mocked_aws(monkeypatch):
+        request = jr.tuning_job(spec, env, run, CODE)
+        seed_s3(CODE, *(c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["TrainingJobDefinition"]["InputDataConfig"]))
+        operator = ReattachingTuningOperator(task_id="tune", config=copy.deepcopy(request), deferrable=True, check_interval=5, aws_conn_id=None, region_name=REGION)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context())
+    expected = aws_waits.tuning(request, 5)
+    assert deferred.value.trigger.attempts == expected.max_attempts != 480
+    assert deferred.value.timeout.total_seconds() == expected.seconds
