@@ -111,7 +111,9 @@ def test_a_deferred_tuning_job_polls_for_its_rounds_not_the_triggers_480_polls(m
     with mocked_aws(monkeypatch):
         request = jr.tuning_job(spec, env, run, CODE)
         seed_s3(CODE, *(c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["TrainingJobDefinition"]["InputDataConfig"]))
-        operator = ReattachingTuningOperator(task_id="tune", config=copy.deepcopy(request), deferrable=True, check_interval=5, aws_conn_id=None, region_name=REGION)
+        operator = ReattachingTuningOperator(
+            task_id="tune", config=copy.deepcopy(request), deferrable=True, check_interval=5, aws_conn_id=None, region_name=REGION
+        )
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context())
     expected = aws_waits.tuning(request, 5)
