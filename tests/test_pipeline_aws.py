@@ -148,7 +148,7 @@ def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
         s3.put_object(Bucket=bucket, Key=key, Body=local_path(local_uri).read_bytes())
 
     put(data.batch_uri(spec, env.bucket, DS), data.batch_uri(spec, BUCKET, DS))  # upstream delivers the day's batch
-    for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet"]:
+    for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet" or u.name == "_COMMITTED"]:  # the batch and its commit marker
         put(local.curated(DS) + uri.name, remote.curated(DS) + uri.name)
     put(trained["model_data"], remote.models() + f"{trained['job_name']}/output/model.tar.gz")
     put(test["output_uris"][0], remote.transform(DS) + "test/test.csv.out")
@@ -243,22 +243,20 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     assert {"sagemaker:CreateTrainingJob", "glue:StartJobRun", "s3:PutObject", "sagemaker:InvokeEndpoint"} <= called
     assert called - set(allowed) == set(), f"calls the policy does not allow: {called - set(allowed)}"
 
-    # a retry of the training task (try 2) re-attaches to try 1's job: no second job is started
+    # a retry of the training task (try 2) reuses try 1's completed job: no second job is started
     from unittest import mock
 
     from gated_ml import job_requests as jr
     from gated_ml.stages.training import TRAIN
     from gated_ml.targets.aws import AwsTarget
-    from gated_ml.targets.aws_operators import ReattachingTrainingOperator
+    from gated_ml.targets.aws_operators import NAME_XCOM, ReattachingTrainingOperator
 
     retry = jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 2)
-    target = AwsTarget()
-    request = target.attempt_request(
-        TRAIN, spec, target.environment(), retry, code={"sourcedir_uri": training["HyperParameters"]["sagemaker_submit_directory"]}
-    )
-    assert request["TrainingJobName"] == "vertebral-column-train-20261101-1"  # try 1's job, not a new one
+    request = TRAIN.request(spec, AwsTarget().environment(), retry, code={"sourcedir_uri": training["HyperParameters"]["sagemaker_submit_directory"]})
     before = len(sm.list_training_jobs()["TrainingJobSummaries"])
-    ReattachingTrainingOperator(task_id="train_retry", config=request, check_interval=1, wait_for_completion=True).execute({"ti": mock.MagicMock(try_number=2)})
+    ti = mock.MagicMock(try_number=2)
+    ReattachingTrainingOperator(task_id="train_retry", config=request, check_interval=1, wait_for_completion=True).execute({"ti": ti})
+    ti.xcom_push.assert_called_with(key=NAME_XCOM, value="vertebral-column-train-20261101-1")  # try 1's job, not a new one
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == before
 
 

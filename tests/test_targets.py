@@ -78,6 +78,13 @@ def test_aws_target_puts_every_operator_between_its_request_and_result(monkeypat
     # the champion's transform is optional: with no champion its result is None and evaluation still runs
     assert dag.get_task("batch_transform.transform_champion_result").trigger_rule == "none_failed"
     assert dag.get_task("deployment.deploy_endpoint_result").trigger_rule == "all_success"  # a skipped deploy skips the smoke test
+    # the deploy operator smoke-tests (and rolls back) before its result task, the only one that crowns, runs
+    from gated_ml.targets.aws_operators import DeployEndpointOperator, GlueEtlOperator
+
+    deploy = dag.get_task("deployment.deploy_endpoint")
+    assert isinstance(deploy, DeployEndpointOperator) and callable(deploy.smoke_test)
+    assert deploy.smoke_inputs.operator.task_id == "deployment.deploy_endpoint_request"
+    assert isinstance(dag.get_task("etl.glue_etl"), GlueEtlOperator)
 
 
 def test_a_local_optional_step_with_nothing_to_do_never_calls_its_verb(spec, env, run):

@@ -85,9 +85,29 @@ class GlueJobFault(Fault):
     """A Glue job run failed for a reason that is not its data (out of memory, a lost executor)."""
 
 
+class UncommittedBatch(Refusal):
+    """A curated prefix without its commit marker: its writer has not finished (or failed); nothing under it may be read."""
+
+
 # --- skips ------------------------------------------------------------------------------
 class SkipDeployment(Skip):
     """This run's model is not to be deployed (pending approval, or a newer model serves)."""
+
+
+# --- a Glue job run's failure, read from its ErrorMessage ---------------------------------------
+# The Glue script (include/glue/etl.py, which cannot import this package) raises its refusals
+# with this text in the message; Glue reports the uncaught exception in the job run's
+# ErrorMessage, and the local runner reads it from the script's stderr. Keep the two in step
+# (tests/test_aws_target_glue.py checks).
+GLUE_REFUSAL_MARKER = "GATED_ML_REFUSED:"
+
+
+def glue_run_failure(job: str, run_id: str | None, state: str, message: str) -> Refusal | Fault:
+    """The error of a failed Glue job run: the script refused its data (never retried) or something else broke (retried)."""
+    if GLUE_REFUSAL_MARKER in message:
+        reason = message.split(GLUE_REFUSAL_MARKER, 1)[1].strip()
+        return JobFailed(f"Glue job {job} (run {run_id}) refused the batch: {reason}; fix the data or the spec, a retry would refuse it again")
+    return GlueJobFault(f"Glue job {job} (run {run_id}) ended {state}: {message or 'no error message'}")
 
 
 def airflow_outcome(fn):

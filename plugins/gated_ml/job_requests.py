@@ -27,6 +27,11 @@ XGBOOST_FRAMEWORK_VERSION = "3.2-0"
 TRAIN_PROGRAM = "train.py"
 INFERENCE_PROGRAM = "inference.py"
 VARIANT = "AllTraffic"
+# With EnableNetworkIsolation the training container cannot reach S3, so the code travels as an
+# input channel and the submit directory names where SageMaker puts it, as the SageMaker SDK's
+# Framework estimator does (code_channel_name, CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH).
+CODE_CHANNEL = "code"
+CODE_CHANNEL_SOURCEDIR = f"/opt/ml/input/data/{CODE_CHANNEL}/sourcedir.tar.gz"
 _FLOAT = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 
@@ -173,7 +178,7 @@ def static_hyperparameters(spec: PipelineSpec, code_uri: str) -> dict[str, str]:
     """Hyperparameters every training job gets: the script-mode contract plus the data schema."""
     hp = {
         "sagemaker_program": TRAIN_PROGRAM,
-        "sagemaker_submit_directory": code_uri,
+        "sagemaker_submit_directory": CODE_CHANNEL_SOURCEDIR if spec.security.network_isolation else code_uri,
         "problem_type": spec.problem_type,
         "target": spec.target.column,
         "categorical": json.dumps({c.name: list(c.categories or ()) for c in spec.feature_columns if c.type == "string"}),
@@ -183,8 +188,17 @@ def static_hyperparameters(spec: PipelineSpec, code_uri: str) -> dict[str, str]:
     return hp
 
 
-def _channels(spec: PipelineSpec, env: Environment, run: Run) -> list[dict]:
+def _code_channel(code_uri: str) -> dict:
+    """The code as an input channel (network isolation): the SDK's channel for an S3 URI, FullyReplicated, no content type."""
+    return {
+        "ChannelName": CODE_CHANNEL,
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": code_uri, "S3DataDistributionType": "FullyReplicated"}},
+    }
+
+
+def _channels(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) -> list[dict]:
     loc = locations(spec, env)
+    code = [_code_channel(code_uri)] if spec.security.network_isolation else []
     return [
         {
             "ChannelName": split,
@@ -199,7 +213,7 @@ def _channels(spec: PipelineSpec, env: Environment, run: Run) -> list[dict]:
             "InputMode": "File",
         }
         for split in ("train", "validation")
-    ]
+    ] + code
 
 
 def _security(spec: PipelineSpec, req: dict) -> dict:
@@ -215,7 +229,7 @@ def _security(spec: PipelineSpec, req: dict) -> dict:
     return req
 
 
-def _training_common(spec: PipelineSpec, env: Environment, run: Run) -> dict:
+def _training_common(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) -> dict:
     return _security(
         spec,
         {
@@ -225,7 +239,7 @@ def _training_common(spec: PipelineSpec, env: Environment, run: Run) -> dict:
                 "MetricDefinitions": metric_definitions(spec),
             },
             "RoleArn": env.role_arn,
-            "InputDataConfig": _channels(spec, env, run),
+            "InputDataConfig": _channels(spec, env, run, code_uri),
             "OutputDataConfig": {"S3OutputPath": locations(spec, env).models()},
             "ResourceConfig": {"InstanceType": spec.training.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
             "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
@@ -237,7 +251,7 @@ def training_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) 
     """``sagemaker.CreateTrainingJob`` with the spec's default hyperparameters."""
     hp = static_hyperparameters(spec, code_uri)
     hp.update({k: str(v) for k, v in spec.training.hyperparameters.items()})
-    req = {"TrainingJobName": run.name(spec, "train"), "HyperParameters": hp, **_training_common(spec, env, run)}
+    req = {"TrainingJobName": run.name(spec, "train"), "HyperParameters": hp, **_training_common(spec, env, run, code_uri)}
     req["Tags"] = _tags(spec, run)
     return validate_request("sagemaker", "CreateTrainingJob", req)
 
@@ -268,7 +282,7 @@ def tuning_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) ->
             "TrainingJobEarlyStoppingType": "Off",
             "RandomSeed": spec.split.seed,
         },
-        "TrainingJobDefinition": {"StaticHyperParameters": static, **_training_common(spec, env, run)},
+        "TrainingJobDefinition": {"StaticHyperParameters": static, **_training_common(spec, env, run, code_uri)},
         "Tags": _tags(spec, run),
     }
     defined = [d["Name"] for d in req["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]]

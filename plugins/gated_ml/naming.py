@@ -42,3 +42,27 @@ def job_name(pipeline: str, stage: str, logical_date: dt.datetime, try_number: i
 def ds_of(logical_date: dt.datetime) -> str:
     """The lake partition (``ds=``) of a run."""
     return logical_date.strftime("%Y-%m-%d")
+
+
+def for_try(name: str, try_number: int, max_len: int = MAX_LEN) -> str:
+    """``name`` (a :func:`job_name`, ending in ``-<try>``) for another try: the fresh name of a retry.
+
+    Keeps the name valid and within ``max_len`` when the try number grows a digit (the
+    readable part is shortened and a short hash keeps it unique, as :func:`job_name` does).
+    """
+    base, sep, old = name.rpartition("-")
+    if not sep or not old.isdigit() or try_number < 1:
+        raise ValueError(f"{name!r} does not end in a try number; cannot name try {try_number}")
+    renamed = f"{base}-{try_number}"
+    if len(renamed) > max_len:
+        digest = hashlib.sha1(renamed.encode()).hexdigest()[:4]
+        room = max_len - len(str(try_number)) - len(digest) - 2
+        renamed = f"{base[:room].rstrip('-')}{digest}-{try_number}"
+    if not NAME_PATTERN.match(renamed) or len(renamed) > max_len:
+        raise ValueError(f"job name {renamed!r} is not a valid SageMaker name")
+    return renamed
+
+
+def try_of(name: str) -> int:
+    """The try number a :func:`job_name` ends with."""
+    return int(name.rsplit("-", 1)[1])

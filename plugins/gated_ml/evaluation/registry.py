@@ -15,8 +15,8 @@ import hashlib
 import json
 import subprocess
 
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.spec import PROJECT_ROOT, PipelineSpec
 
 DECISIONS = ("Approved", "Rejected", "PendingManualApproval")
@@ -38,7 +38,7 @@ def data_snapshot(spec, env, ds: str) -> dict:
     """The data a run's model was trained on: its window (``features/ds=…/window.json``) and the curated files' checksums."""
     loc = jr.locations(spec, env)
     window = json.loads(storage.read_text(loc.features(ds) + "window.json"))
-    files = [f for batch in window["batches"] for f in storage.list_uris(loc.curated(batch))]
+    files = [f for batch in window["batches"] for f in batch_commit.committed_files(loc.curated(batch))]
     return {
         "window": window,
         "files": {f.split(f"/{spec.name}/", 1)[-1]: hashlib.sha256(storage.read_bytes(f)).hexdigest() for f in files},

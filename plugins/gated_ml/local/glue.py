@@ -2,7 +2,9 @@
 
 The script is the one the ``CreateJob`` request points at (``Command.ScriptLocation`` in
 the lake); ``s3://`` URIs in the job arguments are rewritten to ``file://`` paths of the
-local lake, which is the only difference from a run on Glue. As on Glue,
+local lake, which is the only difference from a run on Glue. A failed run is judged by its
+error message as on `aws` (:func:`gated_ml.errors.glue_run_failure`): the script's refusal of
+its data is never retried, anything else is. As on Glue,
 ``--extra-py-files`` (comma-separated S3 URIs of ``.py`` or ``.zip`` files) are importable
 by the script and by Spark's Python workers: each ``.py`` file's folder (a ``.zip`` itself)
 goes on the job's ``PYTHONPATH``; a missing one fails the run before Spark starts.
@@ -15,7 +17,7 @@ import os
 import subprocess
 import sys
 
-from gated_ml.errors import GlueJobFault, JobFailed, ResourceNotFound
+from gated_ml.errors import GLUE_REFUSAL_MARKER, JobFailed, ResourceNotFound, glue_run_failure
 from gated_ml.lake import local_path
 from gated_ml.validation import validate_request
 
@@ -48,6 +50,17 @@ def _python_path(job: str, extra_py_files: str) -> list[str]:
     return entries
 
 
+def error_message(stderr: str) -> str:
+    """The job run's ``ErrorMessage`` as Glue gives it: the script's uncaught exception (its last line of output), else the output's tail.
+
+    A refusal's line carries :data:`~gated_ml.errors.GLUE_REFUSAL_MARKER`; read by
+    :func:`~gated_ml.errors.glue_run_failure` on both targets.
+    """
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    refusals = [line for line in lines if GLUE_REFUSAL_MARKER in line]
+    return refusals[-1] if refusals else "\n".join(lines[-15:])
+
+
 def run_job(create_job: dict, job_run: dict) -> dict:
     """Run the job to completion; return a ``GetJobRun``-like record or raise with the script's reason."""
     validate_request("glue", "CreateJob", create_job)
@@ -74,8 +87,5 @@ def run_job(create_job: dict, job_run: dict) -> dict:
     for line in proc.stdout.splitlines():
         log.info("[glue] %s", line)
     if proc.returncode != 0:
-        reasons = [line for line in proc.stderr.splitlines() if line.startswith("ETL failed:")]
-        reason = reasons[-1] if reasons else "\n".join(proc.stderr.splitlines()[-15:])
-        failed = JobFailed if proc.returncode == 2 else GlueJobFault  # exit code 2: the script refused the data
-        raise failed(f"Glue job {create_job['Name']} failed: {reason}")
+        raise glue_run_failure(create_job["Name"], None, "FAILED", error_message(proc.stderr))
     return {"JobName": create_job["Name"], "JobRunState": "SUCCEEDED", "Arguments": job_run["Arguments"], "Log": proc.stdout[-2000:]}

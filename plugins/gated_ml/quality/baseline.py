@@ -15,8 +15,8 @@ import logging
 
 import numpy as np
 
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ def for_batch(spec: PipelineSpec, env, frame, ds: str) -> tuple[dict, bool]:
     named = spec.gates.baseline_ds.isoformat() if spec.gates.baseline_ds else None
     if named and named != ds:
         reference = jr.locations(spec, env).curated(named)
-        if not storage.list_uris(reference):
-            raise FileNotFoundError(f"gates.baseline_ds {named} names a batch with no curated data at {reference}; run that date first")
-        return compute(spec, storage.read_parquet(reference), named), True
+        if not batch_commit.is_committed(reference):
+            raise FileNotFoundError(f"gates.baseline_ds {named} names a batch with no committed curated data at {reference}; run that date first")
+        return compute(spec, batch_commit.read_parquet(reference), named), True
     return compute(spec, frame, ds), True
 
 
@@ -100,9 +100,9 @@ def promote(spec: PipelineSpec, env, ds: str, reason: str) -> dict:
     if not reason.strip():
         raise ValueError("promoting a baseline needs a reason")
     uri = jr.locations(spec, env).curated(ds)
-    if not storage.list_uris(uri):
-        raise FileNotFoundError(f"no curated batch at {uri}: only an accepted batch can become the baseline")
+    if not batch_commit.is_committed(uri):
+        raise FileNotFoundError(f"no committed curated batch at {uri}: only an accepted batch can become the baseline")
     passed = jr.locations(spec, env).quality(ds) + "curated.json"
     if not storage.exists(passed) or not json.loads(storage.read_text(passed))["success"]:
         raise ValueError(f"ds={ds} did not pass the curated gate; promote a batch that did")
-    return _write(spec, env, compute(spec, storage.read_parquet(uri), ds), "promoted", reason)
+    return _write(spec, env, compute(spec, batch_commit.read_parquet(uri), ds), "promoted", reason)

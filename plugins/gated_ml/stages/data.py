@@ -12,8 +12,8 @@ import json
 import logging
 import re
 
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.errors import StageError
 from gated_ml.job_requests import Environment, Run
 from gated_ml.lake import Locations
@@ -162,7 +162,7 @@ def split(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     if w["pending"] or run.ds not in w["batches"]:
         raise StageError(f"the window of ds={run.ds} is not settled: batches {w['pending']} have no gate decision, {w['batches']} passed")
     order = [spec.target.column] + [c.name for c in spec.feature_columns]
-    frame = pd.concat([storage.read_parquet(loc.curated(d)) for d in w["batches"]], ignore_index=True)[order]
+    frame = pd.concat([batch_commit.read_parquet(loc.curated(d)) for d in w["batches"]], ignore_index=True)[order]
     frame = frame.drop_duplicates(ignore_index=True)
     where = assign_splits(spec, frame)
     parts = {name: frame[where == name] for name in SPLITS}

@@ -13,8 +13,8 @@ import io
 import json
 import logging
 
+from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
-from gated_ml import storage
 from gated_ml.errors import GateFailed
 from gated_ml.evaluation.predictions import read_predictions
 from gated_ml.job_requests import Environment, Run
@@ -76,9 +76,9 @@ def gate_curated(spec: PipelineSpec, env: Environment, run: Run) -> dict:
     from gated_ml.quality import baseline
 
     loc = jr.locations(spec, env)
-    frame = storage.read_parquet(loc.curated(run.ds))
+    frame = batch_commit.read_parquet(loc.curated(run.ds))
     stats, proposed = baseline.for_batch(spec, env, frame, run.ds)
-    result = run_gate(spec, env, run, "curated", frame, storage.list_uris(loc.curated(run.ds)), suites.curated_parameters(spec, stats))
+    result = run_gate(spec, env, run, "curated", frame, batch_commit.committed_files(loc.curated(run.ds)), suites.curated_parameters(spec, stats))
     if proposed:
         baseline.accept(spec, env, stats)
     return {"rows": len(frame), "summary": result.summary(), "baseline_ds": stats["source_ds"]}

@@ -8,8 +8,14 @@ the same three-part shape for every step:
     <task_id>_request  →  provider operator(s), the main one named <task_id>  →  <task_id>_result
 
 The request task builds and validates the request when the run starts (never at parse
-time); the operators wait deferrably by default and push no XCom; the result task reads the
-Describe answer through the same stage function the `local` target uses.
+time); the operators wait deferrably by default, for as long as each job's own time limit
+allows (:mod:`gated_ml.targets.aws_waits`), and push only the name they used (a retry after a
+failed job, model or endpoint config uses a fresh one; :mod:`gated_ml.targets.aws_operators`);
+the result task reads the Describe answer of the resource under that name through the same
+stage function the `local` target uses.
+
+``deploy_endpoint`` smoke-tests the updated endpoint inside its operator (``Step.check``) and
+rolls it back when the test fails; only then does its result task crown the model.
 
 Nothing here runs at parse time but operator construction. The bucket and the role ARNs
 come from Airflow Variables (``gated_ml_bucket``, ``gated_ml_sagemaker_role_arn``,
@@ -26,27 +32,24 @@ from gated_ml import settings
 from gated_ml.errors import Skip, airflow_outcome
 from gated_ml.targets.base import StepTasks, Target, current_run
 
-RUNNING_OR_DONE = ("InProgress", "Stopping", "Completed")
-
 
 def _waiting(spec) -> dict:
-    """Waiting settings of the SageMaker operators: deferrable by default, limits sized for long jobs."""
+    """Waiting settings of the SageMaker operators: deferrable by default; how long is derived from each request when it runs."""
     return {
         "aws_conn_id": settings.aws_conn_id(),
         "wait_for_completion": True,
         "deferrable": settings.deferrable(),
         "check_interval": settings.poll_seconds(),
-        "max_ingestion_time": spec.training.max_runtime_seconds * max(1, spec.tuning.max_jobs // spec.tuning.max_parallel + 1),
         "do_xcom_push": False,  # whole Describe* answers stay out of XCom; the result task reads what is needed
     }
 
 
 # --- per verb: operators (parse time), their arguments and the answer (run time) -------------
 def _glue_operators(task_id, out, spec):
-    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+    from gated_ml.targets.aws_operators import GlueEtlOperator
 
     return [
-        GlueJobOperator(
+        GlueEtlOperator(
             task_id=task_id,
             job_name=out["job_name"],
             script_location=out["script_location"],
@@ -57,6 +60,7 @@ def _glue_operators(task_id, out, spec):
             wait_for_completion=True,
             deferrable=settings.deferrable(),
             job_poll_interval=settings.poll_seconds(),
+            waiter_delay=settings.poll_seconds(),
             aws_conn_id=settings.aws_conn_id(),
         )
     ]
@@ -111,9 +115,9 @@ def _tune_operators(task_id, out, spec):
 
 
 def _model_operators(task_id, out, spec):
-    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerModelOperator
+    from gated_ml.targets.aws_operators import FreshNameModelOperator
 
-    return [SageMakerModelOperator(task_id=task_id, config=out["config"], aws_conn_id=settings.aws_conn_id(), do_xcom_push=False)]
+    return [FreshNameModelOperator(task_id=task_id, config=out["config"], aws_conn_id=settings.aws_conn_id(), do_xcom_push=False)]
 
 
 def _transform_operators(task_id, out, spec):
@@ -122,11 +126,10 @@ def _transform_operators(task_id, out, spec):
     return [ReattachingTransformOperator(task_id=task_id, config=out["config"], action_if_job_exists="fail", check_if_model_exists=False, **_waiting(spec))]
 
 
-def _endpoint_operators(task_id, out, spec):
-    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
+def _endpoint_operators(task_id, out, spec, smoke_test):
+    from gated_ml.targets.aws_operators import DeployEndpointOperator
 
-    # "create" falls back to an update (to the new endpoint config) when the endpoint exists
-    return [SageMakerEndpointOperator(task_id=task_id, config=out["config"], operation="create", **_waiting(spec))]
+    return [DeployEndpointOperator(task_id=task_id, config=out["config"], smoke_test=smoke_test, smoke_inputs=out["inputs"], **_waiting(spec))]
 
 
 def _package_operators(task_id, out, spec):
@@ -156,48 +159,41 @@ def _package_arguments(request: dict) -> dict:
     }
 
 
-def _registered_package(client, request: dict) -> dict:
-    """``DescribeModelPackage`` of the package this request registered: the group's newest with the request's model data."""
-    from gated_ml.errors import ResourceNotFound
-
-    model_data = request["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    group = request["ModelPackageGroupName"]
-    listed = client.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", MaxResults=20)
-    for summary in listed["ModelPackageSummaryList"]:
-        package = client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-        if package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == model_data:
-            return package
-    raise ResourceNotFound(f"model package group {group}: no package among its newest 20 holds {model_data}")
-
-
 @dataclass(frozen=True)
 class AwsVerb:
     """What one verb needs on `aws`; see the module docstring."""
 
-    operators: Callable  # (task_id, request-task output, spec) -> [operator, ...], chained in order, the last named task_id
+    operators: Callable  # (task_id, request-task output, spec[, smoke_test]) -> [operator, ...], chained in order, the last named task_id
     arguments: Callable[[dict], dict] = lambda request: {"config": request}
     describe: Callable | None = None  # (sagemaker client, request) -> the Describe answer after the operators
-    job_status: str | None = None  # the Describe answer's status key, for re-attaching to an earlier attempt's job
+    describe_returned: Callable | None = None  # (sagemaker client, the main operator's return value) -> the Describe answer
+    # where the request names what the operator creates (a retry may create it under a fresh name), then where else it refers to it
+    name_paths: tuple[tuple[str, ...], ...] = ()
 
 
 VERBS: dict[str, AwsVerb] = {
     "run_glue_job": AwsVerb(_glue_operators, _glue_arguments),
     "register_partition": AwsVerb(_catalog_operators, _catalog_arguments),
-    "train": AwsVerb(_train_operators, describe=lambda c, r: c.describe_training_job(TrainingJobName=r["TrainingJobName"]), job_status="TrainingJobStatus"),
+    "train": AwsVerb(_train_operators, describe=lambda c, r: c.describe_training_job(TrainingJobName=r["TrainingJobName"]), name_paths=(("TrainingJobName",),)),
     "tune": AwsVerb(
         _tune_operators,
         describe=lambda c, r: c.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=r["HyperParameterTuningJobName"]),
-        job_status="HyperParameterTuningJobStatus",
+        name_paths=(("HyperParameterTuningJobName",),),
     ),
-    "create_model": AwsVerb(_model_operators),
+    "create_model": AwsVerb(_model_operators, name_paths=(("ModelName",),)),
     "transform": AwsVerb(
         _transform_operators,
         lambda request: {"config": {"Transform": request}},
         describe=lambda c, r: c.describe_transform_job(TransformJobName=r["TransformJobName"]),
-        job_status="TransformJobStatus",
+        name_paths=(("TransformJobName",),),
     ),
-    "deploy_endpoint": AwsVerb(_endpoint_operators, describe=lambda c, r: c.describe_endpoint(EndpointName=r["Endpoint"]["EndpointName"])),
-    "register_model_version": AwsVerb(_package_operators, _package_arguments, describe=_registered_package),
+    "deploy_endpoint": AwsVerb(
+        _endpoint_operators,
+        describe=lambda c, r: c.describe_endpoint(EndpointName=r["Endpoint"]["EndpointName"]),
+        name_paths=(("EndpointConfig", "EndpointConfigName"), ("Endpoint", "EndpointConfigName")),
+    ),
+    # the operator returns the new package's ARN: the result reads the package as the registry describes it
+    "register_model_version": AwsVerb(_package_operators, _package_arguments, describe_returned=lambda c, arn: c.describe_model_package(ModelPackageName=arn)),
 }
 
 
@@ -232,31 +228,29 @@ class AwsTarget(Target):
     def runtime_client(self, endpoint: dict):
         return self.client("sagemaker-runtime")
 
-    def attempt_request(self, step, spec, env, run, **inputs) -> dict | None:
-        """This attempt's request, or an earlier try's when that try's job still runs or completed.
+    @staticmethod
+    def as_ran(verb: AwsVerb, request: dict, name: str | None) -> dict:
+        """The request as its operator sent it: under the name it used (a retry's fresh one), for the result task."""
+        import copy
 
-        Builders are pure, so building the request with the earlier try's run gives exactly
-        the request that try sent; the re-attaching operators then wait for or reuse its job
-        instead of starting a second one.
-        """
-        from botocore.exceptions import ClientError
+        from gated_ml.targets.aws_operators import set_in
 
-        from gated_ml.job_requests import Run
-
-        request = step.request(spec, env, run, **inputs)
-        verb = VERBS[step.verb]
-        if request is None or verb.job_status is None:
+        if name is None:
             return request
-        sagemaker = self.client("sagemaker")
-        for try_number in range(run.try_number - 1, 0, -1):
-            earlier = step.request(spec, env, Run(run.logical_date, try_number), **inputs)
-            try:
-                status = verb.describe(sagemaker, earlier)[verb.job_status]
-            except ClientError:  # that try never created its job
-                continue
-            if status in RUNNING_OR_DONE:
-                return earlier
-        return request
+        ran = copy.deepcopy(request)
+        for path in verb.name_paths:
+            set_in(ran, path, name)
+        return ran
+
+    def operators(self, step, verb: AwsVerb, task_id: str, built, spec) -> list:
+        """The verb's operators; a step with a ``check`` (the smoke test) gets it, run by its operator before the result task."""
+        if step.check is None:
+            return verb.operators(task_id, built, spec)
+
+        def smoke_test(client, checked_inputs: dict):
+            return step.check(spec, self.environment(), current_run(), client, **checked_inputs)
+
+        return verb.operators(task_id, built, spec, smoke_test)
 
     # --- parse time -------------------------------------------------------------------
     def arrival_sensor(self, spec, task_id: str):
@@ -280,10 +274,10 @@ class AwsTarget(Target):
         @task(task_id=f"{task_id}_request", multiple_outputs=True)
         @airflow_outcome
         def build_request(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
-            request = self.attempt_request(step, spec, self.environment(), current_run(), **inputs)
+            request = step.request(spec, self.environment(), current_run(), **inputs)
             if request is None:
                 raise Skip(f"{step.verb}: nothing to do for this run")
-            return {"request": request, **verb.arguments(request)}
+            return {"request": request, **verb.arguments(request), **({"inputs": inputs} if step.check else {})}
 
         # an optional step's skipped request still gives downstream a result: None
         @task(task_id=f"{task_id}_result", trigger_rule="none_failed" if step.optional else "all_success")
@@ -291,12 +285,19 @@ class AwsTarget(Target):
         def read_result(built: dict | None, inputs: dict):
             if built is None:
                 return None
-            request = built["request"]
+            from airflow.sdk import get_current_context
+
+            from gated_ml.targets.aws_operators import NAME_XCOM
+
+            ti = get_current_context()["ti"]
+            request = self.as_ran(verb, built["request"], ti.xcom_pull(task_ids=operators[-1].task_id, key=NAME_XCOM))
             describe = verb.describe(self.client("sagemaker"), request) if verb.describe else None
+            if verb.describe_returned is not None:  # read through what the main operator returned (e.g. an ARN)
+                describe = verb.describe_returned(self.client("sagemaker"), ti.xcom_pull(task_ids=operators[-1].task_id))
             return step.result(spec, self.environment(), current_run(), request, describe, **inputs)
 
         built = build_request(inputs)
-        operators = verb.operators(task_id, built, spec)
+        operators = self.operators(step, verb, task_id, built, spec)
         result = read_result(built, inputs)
         chain(built, *operators, result)
         return StepTasks(head=built, output=result)

@@ -1,0 +1,151 @@
+"""Deployment on `aws`: the endpoint is updated, smoke-tested through a stock runtime client, and rolled back when the test fails.
+
+Against moto in this process, with the project's real smoke test (``deployment.smoke_check``)
+reading the test split and batch transform's predictions from the lake. moto answers
+``InvokeEndpoint`` from a queue of results (its documented way); it has no ``UpdateEndpoint``,
+which :func:`aws_kit.stub_update_endpoint` adds in-process.
+"""
+
+import copy
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from aws_kit import ACCOUNT, REGION, client, context, mocked_aws, stub_update_endpoint
+from gated_ml import job_requests as jr
+from gated_ml import storage
+from gated_ml.errors import Fault
+from gated_ml.evaluation import registry
+from gated_ml.naming import for_try
+from gated_ml.stages import deployment
+from gated_ml.targets import aws_waits
+from gated_ml.targets.aws import VERBS, AwsTarget
+from gated_ml.targets.aws_operators import NAME_XCOM, DeployEndpointOperator
+
+OLD_CONFIG = "vertebral-column-epc-20261025-1"
+TEST_ROWS = ["Abnormal,63.0,22.6,39.6,40.5,98.7,-0.3", "Normal,39.1,10.1,25.0,29.0,114.4,4.6", "Abnormal,68.8,22.2,50.1,46.6,105.9,-3.5"]
+PREDICTIONS = ["0.91", "0.12", "0.77"]
+
+
+@pytest.fixture
+def aws(monkeypatch, lake, spec, env, run):
+    """moto with a model for the new config; the lake with the run's test split and batch transform's predictions."""
+    with mocked_aws(monkeypatch):
+        sm = client("sagemaker")
+        for model in ("old-model", "new-model"):
+            sm.create_model(ModelName=model, PrimaryContainer={"Image": env.image_uri}, ExecutionRoleArn=env.role_arn)
+        loc = jr.locations(spec, env)
+        storage.write(loc.features(run.ds, "test") + "test.csv", "\n".join(TEST_ROWS) + "\n")
+        storage.write(loc.transform(run.ds) + "test/test.csv.out", "".join(f"{r.split(',')[0]},{p}\n" for r, p in zip(TEST_ROWS, PREDICTIONS, strict=True)))
+        yield {"updates": stub_update_endpoint(monkeypatch), "output_uris": [loc.transform(run.ds) + "test/test.csv.out"]}
+
+
+def _serving_old_config(spec):
+    sm = client("sagemaker")
+    sm.create_endpoint_config(
+        EndpointConfigName=OLD_CONFIG,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "old-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+    )
+    sm.create_endpoint(EndpointName=jr.endpoint_name(spec), EndpointConfigName=OLD_CONFIG)
+
+
+def _endpoint_answers(*bodies: str) -> None:
+    """What the endpoint answers next (moto's queue of InvokeEndpoint results)."""
+    from moto.sagemakerruntime.models import sagemakerruntime_backends
+
+    sagemakerruntime_backends[ACCOUNT][REGION].results_queue.extend((body, "text/csv", "AllTraffic", "") for body in bodies)
+
+
+def _deploy(spec, env, run, aws, deferrable=False):
+    config = jr.endpoint_config(spec, run, "new-model")
+    request = {"EndpointConfig": config, "Endpoint": jr.endpoint(spec, config["EndpointConfigName"])}
+    operator = DeployEndpointOperator(
+        task_id="deploy_endpoint",
+        config=copy.deepcopy(request),
+        smoke_test=lambda client, inputs: deployment.smoke_check(spec, env, run, client, **inputs),
+        smoke_inputs={"transformed": {"output_uris": aws["output_uris"]}},
+        aws_conn_id=None,
+        region_name=REGION,
+        check_interval=1,
+        deferrable=deferrable,
+        do_xcom_push=False,
+    )
+    return request, operator
+
+
+def _serves(spec) -> str:
+    return client("sagemaker").describe_endpoint(EndpointName=jr.endpoint_name(spec))["EndpointConfigName"]
+
+
+def _rows(values):
+    return "".join(f"{v}\n" for v in values)
+
+
+def test_an_agreeing_endpoint_is_updated_to_the_new_config(aws, spec, env, run):
+    _serving_old_config(spec)
+    _endpoint_answers(_rows(PREDICTIONS))
+    request, operator = _deploy(spec, env, run, aws)
+    ctx = context()
+    operator.execute(ctx)
+    new = request["EndpointConfig"]["EndpointConfigName"]
+    assert _serves(spec) == new and aws["updates"] == [(jr.endpoint_name(spec), new)]
+    assert ctx["ti"].xcom[NAME_XCOM] == new
+    result = deployment.endpoint_result(spec, env, run, AwsTarget.as_ran(VERBS["deploy_endpoint"], request, new), None, evaluation={"version": 1})
+    assert result["endpoint_config"] == new
+
+
+def test_a_failed_smoke_test_rolls_back_to_the_previous_config_crowns_nothing_and_is_not_retried(aws, spec, env, run):
+    _serving_old_config(spec)
+    _endpoint_answers(_rows(["0.91", "0.55", "0.77"]))  # row 1 disagrees with batch transform's 0.12
+    request, operator = _deploy(spec, env, run, aws)
+    with pytest.raises(AirflowFailException) as failed:
+        operator.execute(context())
+    message = str(failed.value)
+    assert "rows [1]" in message and f"rolled back to {OLD_CONFIG}" in message and "registry is unchanged" in message
+    new = request["EndpointConfig"]["EndpointConfigName"]
+    assert aws["updates"] == [(jr.endpoint_name(spec), new), (jr.endpoint_name(spec), OLD_CONFIG)]
+    assert _serves(spec) == OLD_CONFIG
+    assert registry.champion(spec, env) is None  # only the result task crowns, and it runs after the operator succeeded
+
+
+def test_a_first_deployment_that_fails_its_smoke_test_leaves_no_endpoint(aws, spec, env, run):
+    _endpoint_answers(_rows(["0.91", "0.12"]))  # one answer short
+    _, operator = _deploy(spec, env, run, aws)
+    with pytest.raises(AirflowFailException, match="answered 2 predictions for 3 rows"):
+        operator.execute(context())
+    assert client("sagemaker").list_endpoints()["Endpoints"] == []
+
+
+def test_a_retry_after_a_failed_deployment_creates_the_config_under_a_fresh_name(aws, spec, env, run):
+    _serving_old_config(spec)
+    request, operator = _deploy(spec, env, run, aws)
+    client("sagemaker").create_endpoint_config(**request["EndpointConfig"])  # the earlier try created it, then failed
+    _endpoint_answers(_rows(PREDICTIONS))
+    ctx = context(try_number=2)
+    operator.execute(ctx)
+    fresh = for_try(request["EndpointConfig"]["EndpointConfigName"], 2)
+    assert ctx["ti"].xcom[NAME_XCOM] == fresh and _serves(spec) == fresh
+
+
+def test_an_update_that_left_the_old_config_serving_is_a_fault_and_skips_the_smoke_test(aws, spec, env, run, monkeypatch):
+    from moto.sagemaker.responses import SageMakerResponse
+
+    _serving_old_config(spec)
+    monkeypatch.setattr(SageMakerResponse, "update_endpoint", lambda self: "{}", raising=False)  # SageMaker rolled a failed update back itself
+    _, operator = _deploy(spec, env, run, aws)
+    with pytest.raises(Fault, match=f"serves {OLD_CONFIG}"):
+        operator.execute(context())
+
+
+def test_the_deferred_wait_for_the_endpoint_takes_its_attempts_from_the_configs_timeouts(aws, spec, env, run):
+    _serving_old_config(spec)
+    request, operator = _deploy(spec, env, run, aws, deferrable=True)
+    ctx = context()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(ctx)
+    assert deferred.value.trigger.attempts == aws_waits.endpoint(request["EndpointConfig"], 1).max_attempts
+    _endpoint_answers(_rows(["0.1", "0.12", "0.77"]))  # then, resumed by the trigger (a fresh operator, the same try), the smoke test fails: rollback
+    _, resumed = _deploy(spec, env, run, aws, deferrable=True)
+    with pytest.raises(AirflowFailException, match=f"rolled back to {OLD_CONFIG}"):
+        resumed.resume_execution("execute_complete", {"event": {"status": "success", "job_name": jr.endpoint_name(spec)}}, ctx)
+    assert _serves(spec) == OLD_CONFIG
