@@ -1,16 +1,14 @@
-"""The `aws` target end to end: the real Amazon provider operators, over HTTP, against a moto server.
+"""The `aws` target end to end: the real Amazon provider operators against the AWS emulator, offline.
 
-The DAG runs through ``dag.test()`` with ``[gated_ml] target = aws``; every operator
-makes its real calls to a moto server on a loopback port. moto records jobs but runs no
-compute, so the fixture ``seed_outputs_moto_cannot_compute`` puts in S3 what Glue,
-training and batch transform would have written (produced by the local target from the
-same data), and makes moto's fake training jobs report the objective metric; the gates,
-the evaluation and the smoke test then run on real files.
+The DAG runs through ``dag.test()`` with ``[gated_ml] target = aws``; every operator makes
+its real calls over HTTP to the emulator (:mod:`gated_ml.emulated_aws`: a moto server whose
+Glue, training, tuning, transform and endpoint work the local runners do). Nothing is
+seeded: upstream lands the day's raw batch in S3 and the DAG's own jobs produce the curated
+data, the models, the predictions and the serving endpoint.
 """
 
 import datetime as dt
 import json
-import socket
 
 import boto3
 import pytest
@@ -23,24 +21,20 @@ BUCKET = "gated-ml-test-lake"
 ROLE = "arn:aws:iam::123456789012:role/gated-ml-sagemaker"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    from gated_ml.emulated_aws import server
+
+    folder = tmp_path_factory.mktemp("emulator")
+    recording = {"MOTO_RECORDER_FILEPATH": str(folder / "recording")}  # not the working directory
+    emulator = server.start(folder / "staging", folder / "emulator.log", env=recording)
+    yield emulator
+    server.stop(emulator)
 
 
 @pytest.fixture(scope="module")
-def moto_server(tmp_path_factory):
-    import os
-
-    os.environ["MOTO_RECORDER_FILEPATH"] = str(tmp_path_factory.mktemp("moto") / "recording")  # not the working directory
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+def moto_server(emulator):
+    return emulator.url
 
 
 @pytest.fixture
@@ -113,73 +107,15 @@ def _s3(url):
 
 
 @pytest.fixture
-def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
-    """What Glue, training and batch transform would write, produced by the local target from the same data."""
-    import moto.sagemaker.models as sm
-
-    from gated_ml import job_requests as jr
+def landed(aws_target, spec):
+    """Upstream delivers the day's raw batch to the landing zone in S3 (the only thing the test puts there)."""
     from gated_ml import replay
-    from gated_ml.lake import local_path
-    from gated_ml.stages import data, gates, training, transform
-    from gated_ml.stages.code import package_code
-    from gated_ml.targets.local import LocalTarget
+    from gated_ml.targets.aws import AwsTarget
 
-    # 1. run the compute on the local target into the test's local lake
-    monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "local")
-    local_target = LocalTarget()
-    env, run = local_target.environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1)
-    code = package_code(spec, env)
-    replay.land(spec, env, DS, DS)
-    local_target.run_step(data.GLUE_ETL, spec, env, run, code=code)
-    gates.gate_curated(spec, env, run)  # the window takes batches a curated gate passed
-    data.split(spec, env, run)
-    trained = local_target.run_step(training.TRAIN, spec, env, run, code=code)
-    model = local_target.run_step(transform.CREATE_MODEL, spec, env, run, chosen=trained, code=code)
-    test = local_target.run_step(transform.TRANSFORM_TEST, spec, env, run, model=model)
-    validation = local_target.run_step(transform.TRANSFORM_VALIDATION, spec, env, run, model=model)
-    monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "aws")
-
-    # 2. put the outputs where the AWS jobs of this run write them
-    s3, local = _s3(aws_target), jr.locations(spec, env)
-    remote = jr.Locations(bucket=BUCKET, pipeline=spec.name)
-
-    def put(local_uri, remote_uri):
-        bucket, key = remote_uri[5:].split("/", 1)
-        s3.put_object(Bucket=bucket, Key=key, Body=local_path(local_uri).read_bytes())
-
-    put(data.batch_uri(spec, env.bucket, DS), data.batch_uri(spec, BUCKET, DS))  # upstream delivers the day's batch
-    for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet"]:
-        put(local.curated(DS) + uri.name, remote.curated(DS) + uri.name)
-    put(trained["model_data"], remote.models() + f"{trained['job_name']}/output/model.tar.gz")
-    put(test["output_uris"][0], remote.transform(DS) + "test/test.csv.out")
-    put(validation["output_uris"][0], remote.transform(DS) + "validation/validation.csv.out")
-
-    # 3. moto's training jobs report a fixed placeholder metric: report the objective instead
-    original = sm.FakeTrainingJob.__init__
-
-    def reporting_init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.final_metric_data_list = [
-            {"MetricName": spec.tuning.objective_metric, "Value": trained["objective"]["value"], "Timestamp": "2026-11-01T00:00:00Z"}
-        ]
-
-    monkeypatch.setattr(sm.FakeTrainingJob, "__init__", reporting_init)
-
-    # 4. the endpoint's answers for the smoke test's rows (moto's runtime returns queued results)
-    answers = "".join(line.split(",")[1] + "\n" for line in local_path(test["output_uris"][0]).read_text().splitlines()[: spec.endpoint.smoke_test_rows])
-    import urllib.request
-
-    req = urllib.request.Request(
-        f"{aws_target}/moto-api/static/sagemaker/endpoint-results",
-        method="POST",
-        data=json.dumps({"results": [{"Body": answers, "ContentType": "text/csv"}]}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    urllib.request.urlopen(req).read()
-    return {"trained": trained}
+    return replay.land(spec, AwsTarget().environment(), DS, DS)
 
 
-def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute, aws_target, spec, capfd):
+def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))

@@ -85,6 +85,10 @@ class GlueJobFault(Fault):
     """A Glue job run failed for a reason that is not its data (out of memory, a lost executor)."""
 
 
+class EmulatorMismatch(Refusal):
+    """The AWS emulator cannot run with what is installed (another moto version than it is pinned to)."""
+
+
 # --- skips ------------------------------------------------------------------------------
 class SkipDeployment(Skip):
     """This run's model is not to be deployed (pending approval, or a newer model serves)."""
