@@ -102,6 +102,14 @@ def _actions(recording: str) -> set[str]:
     return out
 
 
+def _key(uri: str) -> str:
+    return uri.split("/", 3)[3]
+
+
+def _lines(s3, key: str) -> list[str]:
+    return [line for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines() if line]
+
+
 def _s3(url):
     return boto3.client("s3", endpoint_url=url, region_name="us-east-1")
 
@@ -117,6 +125,8 @@ def landed(aws_target, spec):
 
 def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     from airflow.dag_processing.dagbag import DagBag
+
+    from gated_ml import job_requests as jr
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
@@ -156,6 +166,33 @@ def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     packages = sm.list_model_packages(ModelPackageGroupName="vertebral-column")["ModelPackageSummaryList"]
     assert len(packages) == 1 and packages[0]["ModelApprovalStatus"] == "Approved"
 
+    # the jobs really ran: what they wrote was written by them (the test landed only the raw batch)
+    objective = spec.tuning.objective_metric
+    assert training["TrainingJobStatus"] == "Completed" and jr.final_metric(training, objective) is not None
+    s3.head_object(Bucket=BUCKET, Key=_key(training["ModelArtifacts"]["S3ModelArtifacts"]))
+    best = tuning["BestTrainingJob"]
+    wanted = tuning["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+    assert wanted == objective and best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == wanted
+    assert sm.describe_training_job(TrainingJobName=best["TrainingJobName"])["TrainingJobStatus"] == "Completed"  # a trial is a training job too
+    candidates = {
+        training["ModelArtifacts"]["S3ModelArtifacts"]: jr.final_metric(training, objective),
+        f"s3://{BUCKET}/vertebral_column/models/{best['TrainingJobName']}/output/model.tar.gz": best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+    }
+    sign = 1 if spec.tuning.objective_type == "Maximize" else -1
+    models = sm.list_models()["Models"]
+    assert len(models) == 1
+    assert sm.describe_model(ModelName=models[0]["ModelName"])["PrimaryContainer"]["ModelDataUrl"] == max(candidates, key=lambda u: sign * candidates[u])
+    s3.head_object(Bucket=BUCKET, Key=_key(max(candidates, key=lambda u: sign * candidates[u])))
+
+    # predictions: one per test row, and the endpoint, called through the emulator by a stock client, answers as batch transform did
+    test_rows = _lines(s3, f"vertebral_column/features/ds={DS}/test/test.csv")
+    predictions = [float(line.split(",")[-1]) for line in _lines(s3, f"vertebral_column/transform/ds={DS}/test/test.csv.out")]
+    assert len(predictions) == len(test_rows) > 0
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=aws_target, region_name="us-east-1")
+    body = "".join(row.split(",", 1)[1] + "\n" for row in test_rows[:5]).encode()
+    answers = [float(a) for a in runtime.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=body)["Body"].read().decode().split()]
+    assert answers == pytest.approx(predictions[:5], abs=1e-6)
+
     # S3: what the pipeline itself wrote (code, splits, gate results, evaluation, registry)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="vertebral_column/")["Contents"]}
     for key in (
@@ -182,7 +219,6 @@ def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     # a retry of the training task (try 2) re-attaches to try 1's job: no second job is started
     from unittest import mock
 
-    from gated_ml import job_requests as jr
     from gated_ml.stages.training import TRAIN
     from gated_ml.targets.aws import AwsTarget
     from gated_ml.targets.aws_operators import ReattachingTrainingOperator
@@ -196,6 +232,37 @@ def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     before = len(sm.list_training_jobs()["TrainingJobSummaries"])
     ReattachingTrainingOperator(task_id="train_retry", config=request, check_interval=1, wait_for_completion=True).execute({"ti": mock.MagicMock(try_number=2)})
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == before
+
+
+def test_a_second_date_runs_its_own_jobs_and_updates_the_endpoint(airflow_db, aws_target, spec):
+    """The next batch's run (after the first test, on the same emulator) reuses nothing by name but the Glue job and the endpoint."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from gated_ml import replay
+    from gated_ml.targets.aws import AwsTarget
+
+    sm = boto3.client("sagemaker", endpoint_url=aws_target, region_name="us-east-1")
+    if "vertebral-column" not in {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}:
+        pytest.skip("needs the first date's run (test_full_run_on_the_aws_target) on this emulator")
+    ds2 = "2026-11-08"
+    replay.land(spec, AwsTarget().environment(), ds2, ds2)
+    before = {j["TrainingJobName"] for j in sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]}
+    dr = DagBag(dag_folder=str(ROOT / "dags")).dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 8, tzinfo=dt.UTC))
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
+
+    new = {j["TrainingJobName"] for j in sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]} - before
+    assert "vertebral-column-train-20261108-1" in new and all("20261108" in n for n in new)
+    tuning = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="vertebral-column-tune-20261108-1")
+    assert tuning["HyperParameterTuningJobStatus"] == "Completed"
+    configs = {e["EndpointConfigName"] for e in sm.list_endpoint_configs()["EndpointConfigs"]}
+    assert configs == {"vertebral-column-epc-20261101-1", "vertebral-column-epc-20261108-1"}
+    endpoint = sm.describe_endpoint(EndpointName="vertebral-column")  # updated in place: CreateEndpoint was refused, UpdateEndpoint ran
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", "vertebral-column-epc-20261108-1")
+    assert len(sm.list_model_packages(ModelPackageGroupName="vertebral-column")["ModelPackageSummaryList"]) == 2
+    s3 = _s3(aws_target)
+    assert _lines(s3, f"vertebral_column/transform/ds={ds2}/test/test.csv.out")  # this date's predictions, by this date's job
+    assert len(boto3.client("glue", endpoint_url=aws_target, region_name="us-east-1").get_job_runs(JobName="vertebral-column-etl")["JobRuns"]) == 2
 
 
 def test_a_bad_request_is_rejected_before_any_call(aws_target, spec):
