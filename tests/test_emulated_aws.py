@@ -204,6 +204,58 @@ def test_stop_training_job_stops_a_running_job_and_refuses_a_finished_one(client
     assert refused.value.response["Error"]["Code"] == "ValidationException" and "Stopped" in refused.value.response["Error"]["Message"]
 
 
+# --- tuning and transform ---------------------------------------------------------------------
+def test_a_tuning_job_runs_its_trials_and_names_the_best_by_the_requests_metric(clients):
+    sm, base = clients["sagemaker"], _training("unused")
+    definition = {k: base[k] for k in ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition")}
+    definition["StaticHyperParameters"] = dict(base["HyperParameters"])
+    config = {
+        "Strategy": "Random",
+        "RandomSeed": 1,
+        "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
+        "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+        "ParameterRanges": {"CategoricalParameterRanges": [{"Name": "answer", "Values": ["3", "8"]}]},
+    }
+    sm.create_hyper_parameter_tuning_job(HyperParameterTuningJobName="contract-tune", HyperParameterTuningJobConfig=config, TrainingJobDefinition=definition)
+    running = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="contract-tune")
+    assert running["HyperParameterTuningJobStatus"] == "InProgress" and "BestTrainingJob" not in running  # not moto's placeholder
+    job = _wait(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="contract-tune"), "HyperParameterTuningJobStatus")
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    best = job["BestTrainingJob"]
+    trials = sm.list_training_jobs(NameContains="contract-tune-", MaxResults=100)["TrainingJobSummaries"]  # a trial is a training job of the account
+    scores = {t["TrainingJobName"]: sm.describe_training_job(TrainingJobName=t["TrainingJobName"])["FinalMetricDataList"][0]["Value"] for t in trials}
+    assert len(scores) == job["TrainingJobStatusCounters"]["Completed"] >= 1
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == "validation:auc"
+    assert best["TrainingJobName"] == max(scores, key=scores.get) and best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == max(scores.values())
+    clients["s3"].head_object(Bucket=BUCKET, Key=f"models/{best['TrainingJobName']}/output/model.tar.gz")
+
+
+def test_a_transform_job_writes_one_prediction_per_record_and_refuses_a_missing_model(clients):
+    sm, s3 = clients["sagemaker"], clients["s3"]
+    _model(clients, "contract-transform-model", _train(clients, "contract-transform-train", answer="4"))
+    s3.put_object(Bucket=BUCKET, Key="batch/input.csv", Body=b"1,2\n3,4\n5,6\n")
+    request = {
+        "TransformJobName": "contract-transform",
+        "ModelName": "contract-transform-model",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/batch/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": f"s3://{BUCKET}/batch-out/", "Accept": "text/csv", "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    sm.create_transform_job(**request)
+    job = _wait(lambda: sm.describe_transform_job(TransformJobName="contract-transform"), "TransformJobStatus")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert s3.get_object(Bucket=BUCKET, Key="batch-out/input.csv.out")["Body"].read() == b"4\n4\n4\n"
+    with pytest.raises(ClientError, match="Could not find model"):
+        sm.create_transform_job(**{**request, "TransformJobName": "contract-transform-2", "ModelName": "contract-no-such-model"})
+    with pytest.raises(ClientError) as duplicate:
+        sm.create_transform_job(**request)
+    assert duplicate.value.response["Error"]["Code"] == "ResourceInUse"
+
+
 # --- endpoints --------------------------------------------------------------------------------
 def test_an_endpoint_serves_its_model_and_update_endpoint_switches_it(clients):
     sm = clients["sagemaker"]
@@ -247,6 +299,30 @@ def test_an_endpoint_serves_its_model_and_update_endpoint_switches_it(clients):
     sm.delete_endpoint(EndpointName="contract-ep")
     with pytest.raises(ClientError):
         _invoke(clients, "contract-ep")
+
+
+def test_a_failed_update_leaves_the_previous_config_serving_and_a_failed_create_fails_the_endpoint(emulator, clients):
+    sm = clients["sagemaker"]
+    _model(clients, "contract-rb-model", _train(clients, "contract-rb-train", answer="6"))
+    _config(clients, "contract-rb-epc-1", "contract-rb-model")
+    _config(clients, "contract-rb-epc-2", "contract-rb-model")
+    sm.create_endpoint(EndpointName="contract-rb", EndpointConfigName="contract-rb-epc-1")
+    _wait(lambda: sm.describe_endpoint(EndpointName="contract-rb"), "EndpointStatus")
+    emulator.arm_fault("UpdateEndpoint", kind="fail_job", message="the new variant did not pass its health check")
+    sm.update_endpoint(EndpointName="contract-rb", EndpointConfigName="contract-rb-epc-2")
+    time.sleep(0.5)
+    after = _wait(lambda: sm.describe_endpoint(EndpointName="contract-rb"), "EndpointStatus")
+    assert (after["EndpointStatus"], after["EndpointConfigName"]) == ("InService", "contract-rb-epc-1")
+    assert "the new variant did not pass its health check" in after["FailureReason"]
+    assert _invoke(clients, "contract-rb") == "6\n6\n"
+    sm.delete_endpoint(EndpointName="contract-rb")
+
+    emulator.arm_fault("CreateEndpoint", kind="fail_job", message="no capacity")
+    sm.create_endpoint(EndpointName="contract-rb-new", EndpointConfigName="contract-rb-epc-1")
+    failed = _wait(lambda: sm.describe_endpoint(EndpointName="contract-rb-new"), "EndpointStatus")
+    assert (failed["EndpointStatus"], failed["FailureReason"]) == ("Failed", "no capacity")
+    with pytest.raises(ClientError, match="not InService"):
+        _invoke(clients, "contract-rb-new")
 
 
 # --- glue -------------------------------------------------------------------------------------
