@@ -44,6 +44,8 @@ def input_fn(body, content_type):
         raise ValueError(f"content type {content_type} is not supported")
     return [line for line in body.decode().splitlines() if line]
 def predict_fn(rows, model):
+    if any(r == "sleep" for r in rows):
+        import time; time.sleep(60)
     if any(r == "boom" for r in rows):
         raise RuntimeError("the model failed")
     return [model["answer"]] * len(rows)
@@ -254,6 +256,28 @@ def test_a_transform_job_writes_one_prediction_per_record_and_refuses_a_missing_
     with pytest.raises(ClientError) as duplicate:
         sm.create_transform_job(**request)
     assert duplicate.value.response["Error"]["Code"] == "ResourceInUse"
+
+
+def test_stop_transform_job_ends_its_model_server_and_the_job_stopped(clients):
+    sm, s3 = clients["sagemaker"], clients["s3"]
+    _model(clients, "contract-stop-transform-model", _train(clients, "contract-stop-transform-train"))
+    s3.put_object(Bucket=BUCKET, Key="slow/input.csv", Body=b"sleep\n")
+    sm.create_transform_job(
+        TransformJobName="contract-stop-transform",
+        ModelName="contract-stop-transform-model",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/slow/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/slow-out/"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    time.sleep(3)  # the model server is up and answering the slow record
+    sm.stop_transform_job(TransformJobName="contract-stop-transform")
+    job = _wait(lambda: sm.describe_transform_job(TransformJobName="contract-stop-transform"), "TransformJobStatus", timeout=30)
+    assert job["TransformJobStatus"] == "Stopped"
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="slow-out/")
 
 
 # --- endpoints --------------------------------------------------------------------------------

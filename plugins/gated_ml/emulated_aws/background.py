@@ -2,12 +2,13 @@
 
 A job's status is set by its runner *last*, after its outputs are in moto's S3, so a client
 that sees ``Completed`` finds everything the job wrote. ``Stop*`` calls mark a job
-(:func:`request_stop`) and end the processes it started (found by their working folder under
-the job's ``/opt/ml``); the runner then ends it ``Stopped`` instead of ``Failed``.
+(:func:`request_stop`) and end the processes it started; the runner then ends it ``Stopped``
+instead of ``Failed`` (:func:`ended`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -55,17 +56,23 @@ def wait_all(timeout: float) -> None:
 
 
 def request_stop(name: str, work_dirs: list[Path]) -> int:
-    """Mark ``name`` stopped and terminate the processes running in any of ``work_dirs``; returns how many."""
+    """Mark ``name`` stopped and terminate the processes it started; returns how many.
+
+    A job's processes are those working in one of ``work_dirs`` (a training script runs in
+    its job's ``/opt/ml/code``) or started for it by name (a transform job's model server
+    is started with ``--endpoint-name <job>``).
+    """
     with _lock:
         _stops.add(name)
     killed = 0
     roots = [d.resolve() for d in work_dirs]
     for proc in psutil.Process().children(recursive=True):
         try:
-            cwd = Path(proc.cwd()).resolve()
+            cwd, argv = Path(proc.cwd()).resolve(), proc.cmdline()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if any(cwd == r or r in cwd.parents for r in roots):
+        started_for = any(a == "--endpoint-name" and b == name for a, b in itertools.pairwise(argv))
+        if started_for or any(cwd == r or r in cwd.parents for r in roots):
             proc.terminate()
             killed += 1
     return killed
@@ -74,3 +81,8 @@ def request_stop(name: str, work_dirs: list[Path]) -> int:
 def stop_requested(name: str) -> bool:
     with _lock:
         return name in _stops
+
+
+def ended(name: str, status: str) -> str:
+    """The status a job ends with: ``Stopped`` when a stop was asked for, whatever its processes did on being ended."""
+    return "Stopped" if stop_requested(name) and status != "Completed" else status

@@ -62,6 +62,6 @@ def start(region: str, job_name: str, run_id: str, fail_reason: str | None = Non
         run_job(create, start_run)
         for uri in outputs:
             staging.publish_changes(uri, before[uri])
-        finish("STOPPED" if background.stop_requested(run_id) else "SUCCEEDED")
+        finish("SUCCEEDED")
 
     background.start(run_id, work, lambda reason: finish("STOPPED" if background.stop_requested(run_id) else "FAILED", reason))

@@ -59,13 +59,14 @@ def start_training(region: str, request: dict, fail_reason: str | None = None) -
         from gated_ml.local.training import run_training_job
 
         describe = run_training_job(request, ControlPlane())
-        if background.stop_requested(job.training_job_name):
-            return finish("Stopped", "Stopped by StopTrainingJob", {k: v for k, v in describe.items() if k == "FinalMetricDataList"})
-        if describe["TrainingJobStatus"] == "Completed":
+        status = background.ended(job.training_job_name, describe["TrainingJobStatus"])
+        if status == "Stopped":
+            return finish(status, "Stopped by StopTrainingJob", {k: v for k, v in describe.items() if k == "FinalMetricDataList"})
+        if status == "Completed":
             _publish_training(describe)
-        finish(describe["TrainingJobStatus"], describe.get("FailureReason"), describe)
+        finish(status, describe.get("FailureReason"), describe)
 
-    background.start(job.training_job_name, work, lambda reason: finish("Failed", reason))
+    background.start(job.training_job_name, work, lambda reason: finish(background.ended(job.training_job_name, "Failed"), reason))
 
 
 # --- tuning -------------------------------------------------------------------------------
@@ -102,10 +103,9 @@ def start_tuning(region: str, request: dict, fail_reason: str | None = None) -> 
         for trial in describe.get("TrainingJobs", []):
             _publish_training(trial)
             _register_trial(backend, request, trial)
-        status = "Stopped" if background.stop_requested(job.hyper_parameter_tuning_job_name) else describe["HyperParameterTuningJobStatus"]
-        finish(status, describe.get("FailureReason", ""), describe)
+        finish(background.ended(job.hyper_parameter_tuning_job_name, describe["HyperParameterTuningJobStatus"]), describe.get("FailureReason", ""), describe)
 
-    background.start(job.hyper_parameter_tuning_job_name, work, lambda reason: finish("Failed", reason))
+    background.start(job.hyper_parameter_tuning_job_name, work, lambda reason: finish(background.ended(job.hyper_parameter_tuning_job_name, "Failed"), reason))
 
 
 def _best_summary(job, best: dict) -> dict:
@@ -180,6 +180,6 @@ def start_transform(region: str, request: dict, fail_reason: str | None = None) 
         describe = run_transform_job(request, {"PrimaryContainer": container}, ControlPlane())
         for uri in describe.get("OutputFiles", []):
             staging.upload(uri)
-        finish("Stopped" if background.stop_requested(job.transform_job_name) else describe["TransformJobStatus"], describe.get("FailureReason", ""))
+        finish(background.ended(job.transform_job_name, describe["TransformJobStatus"]), describe.get("FailureReason", ""))
 
-    background.start(job.transform_job_name, work, lambda reason: finish("Failed", reason))
+    background.start(job.transform_job_name, work, lambda reason: finish(background.ended(job.transform_job_name, "Failed"), reason))
