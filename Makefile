@@ -21,8 +21,9 @@ export PYTHONPATH := $(CURDIR)/plugins
 
 .PHONY: replay demo test test-fast lint format install airflow-db standalone stop-endpoint gx-suites promote-baseline bench lock clean
 
+# TARGET=aws-emulated: the aws DAG (the provider's operators) against the AWS emulator, offline.
 demo: install airflow-db
-	$(PY) -m gated_ml.cli demo --pipeline $(PIPELINE) --ds $(DS)
+	$(PY) -m gated_ml.cli demo --pipeline $(PIPELINE) --ds $(DS) $(if $(TARGET),--target $(TARGET))
 
 # Land dated batches cut from the bundled data: make replay PIPELINE=wine_quality FROM=2026-11-01 TO=2026-11-15
 replay: install

@@ -1,16 +1,14 @@
-"""The `aws` target end to end: the real Amazon provider operators, over HTTP, against a moto server.
+"""The `aws` target end to end: the real Amazon provider operators against the AWS emulator, offline.
 
-The DAG runs through ``dag.test()`` with ``[gated_ml] target = aws``; every operator
-makes its real calls to a moto server on a loopback port. moto records jobs but runs no
-compute, so the fixture ``seed_outputs_moto_cannot_compute`` puts in S3 what Glue,
-training and batch transform would have written (produced by the local target from the
-same data), and makes moto's fake training jobs report the objective metric; the gates,
-the evaluation and the smoke test then run on real files.
+The DAG runs through ``dag.test()`` with ``[gated_ml] target = aws``; every operator makes
+its real calls over HTTP to the emulator (:mod:`gated_ml.emulated_aws`: a moto server whose
+Glue, training, tuning, transform and endpoint work the local runners do). Nothing is
+seeded: upstream lands the day's raw batch in S3 and the DAG's own jobs produce the curated
+data, the models, the predictions and the serving endpoint.
 """
 
 import datetime as dt
 import json
-import socket
 
 import boto3
 import pytest
@@ -23,24 +21,20 @@ BUCKET = "gated-ml-test-lake"
 ROLE = "arn:aws:iam::123456789012:role/gated-ml-sagemaker"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    from gated_ml.emulated_aws import server
+
+    folder = tmp_path_factory.mktemp("emulator")
+    recording = {"MOTO_RECORDER_FILEPATH": str(folder / "recording")}  # not the working directory
+    emulator = server.start(folder / "staging", folder / "emulator.log", env=recording)
+    yield emulator
+    server.stop(emulator)
 
 
 @pytest.fixture(scope="module")
-def moto_server(tmp_path_factory):
-    import os
-
-    os.environ["MOTO_RECORDER_FILEPATH"] = str(tmp_path_factory.mktemp("moto") / "recording")  # not the working directory
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+def moto_server(emulator):
+    return emulator.url
 
 
 @pytest.fixture
@@ -108,79 +102,31 @@ def _actions(recording: str) -> set[str]:
     return out
 
 
+def _key(uri: str) -> str:
+    return uri.split("/", 3)[3]
+
+
+def _lines(s3, key: str) -> list[str]:
+    return [line for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines() if line]
+
+
 def _s3(url):
     return boto3.client("s3", endpoint_url=url, region_name="us-east-1")
 
 
 @pytest.fixture
-def seed_outputs_moto_cannot_compute(aws_target, lake, spec, monkeypatch):
-    """What Glue, training and batch transform would write, produced by the local target from the same data."""
-    import moto.sagemaker.models as sm
+def landed(aws_target, spec):
+    """Upstream delivers the day's raw batch to the landing zone in S3 (the only thing the test puts there)."""
+    from gated_ml import replay
+    from gated_ml.targets.aws import AwsTarget
+
+    return replay.land(spec, AwsTarget().environment(), DS, DS)
+
+
+def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
+    from airflow.dag_processing.dagbag import DagBag
 
     from gated_ml import job_requests as jr
-    from gated_ml import replay
-    from gated_ml.lake import local_path
-    from gated_ml.stages import data, gates, training, transform
-    from gated_ml.stages.code import package_code
-    from gated_ml.targets.local import LocalTarget
-
-    # 1. run the compute on the local target into the test's local lake
-    monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "local")
-    local_target = LocalTarget()
-    env, run = local_target.environment(), jr.Run(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1)
-    code = package_code(spec, env)
-    replay.land(spec, env, DS, DS)
-    local_target.run_step(data.GLUE_ETL, spec, env, run, code=code)
-    gates.gate_curated(spec, env, run)  # the window takes batches a curated gate passed
-    data.split(spec, env, run)
-    trained = local_target.run_step(training.TRAIN, spec, env, run, code=code)
-    model = local_target.run_step(transform.CREATE_MODEL, spec, env, run, chosen=trained, code=code)
-    test = local_target.run_step(transform.TRANSFORM_TEST, spec, env, run, model=model)
-    validation = local_target.run_step(transform.TRANSFORM_VALIDATION, spec, env, run, model=model)
-    monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", "aws")
-
-    # 2. put the outputs where the AWS jobs of this run write them
-    s3, local = _s3(aws_target), jr.locations(spec, env)
-    remote = jr.Locations(bucket=BUCKET, pipeline=spec.name)
-
-    def put(local_uri, remote_uri):
-        bucket, key = remote_uri[5:].split("/", 1)
-        s3.put_object(Bucket=bucket, Key=key, Body=local_path(local_uri).read_bytes())
-
-    put(data.batch_uri(spec, env.bucket, DS), data.batch_uri(spec, BUCKET, DS))  # upstream delivers the day's batch
-    for uri in [u for u in (local_path(local.curated(DS))).iterdir() if u.suffix == ".parquet" or u.name == "_COMMITTED"]:  # the batch and its commit marker
-        put(local.curated(DS) + uri.name, remote.curated(DS) + uri.name)
-    put(trained["model_data"], remote.models() + f"{trained['job_name']}/output/model.tar.gz")
-    put(test["output_uris"][0], remote.transform(DS) + "test/test.csv.out")
-    put(validation["output_uris"][0], remote.transform(DS) + "validation/validation.csv.out")
-
-    # 3. moto's training jobs report a fixed placeholder metric: report the objective instead
-    original = sm.FakeTrainingJob.__init__
-
-    def reporting_init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.final_metric_data_list = [
-            {"MetricName": spec.tuning.objective_metric, "Value": trained["objective"]["value"], "Timestamp": "2026-11-01T00:00:00Z"}
-        ]
-
-    monkeypatch.setattr(sm.FakeTrainingJob, "__init__", reporting_init)
-
-    # 4. the endpoint's answers for the smoke test's rows (moto's runtime returns queued results)
-    answers = "".join(line.split(",")[1] + "\n" for line in local_path(test["output_uris"][0]).read_text().splitlines()[: spec.endpoint.smoke_test_rows])
-    import urllib.request
-
-    req = urllib.request.Request(
-        f"{aws_target}/moto-api/static/sagemaker/endpoint-results",
-        method="POST",
-        data=json.dumps({"results": [{"Body": answers, "ContentType": "text/csv"}]}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    urllib.request.urlopen(req).read()
-    return {"trained": trained}
-
-
-def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute, aws_target, spec, capfd):
-    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
@@ -220,6 +166,33 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     packages = sm.list_model_packages(ModelPackageGroupName="vertebral-column")["ModelPackageSummaryList"]
     assert len(packages) == 1 and packages[0]["ModelApprovalStatus"] == "Approved"
 
+    # the jobs really ran: what they wrote was written by them (the test landed only the raw batch)
+    objective = spec.tuning.objective_metric
+    assert training["TrainingJobStatus"] == "Completed" and jr.final_metric(training, objective) is not None
+    s3.head_object(Bucket=BUCKET, Key=_key(training["ModelArtifacts"]["S3ModelArtifacts"]))
+    best = tuning["BestTrainingJob"]
+    wanted = tuning["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+    assert wanted == objective and best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == wanted
+    assert sm.describe_training_job(TrainingJobName=best["TrainingJobName"])["TrainingJobStatus"] == "Completed"  # a trial is a training job too
+    candidates = {
+        training["ModelArtifacts"]["S3ModelArtifacts"]: jr.final_metric(training, objective),
+        f"s3://{BUCKET}/vertebral_column/models/{best['TrainingJobName']}/output/model.tar.gz": best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+    }
+    sign = 1 if spec.tuning.objective_type == "Maximize" else -1
+    models = sm.list_models()["Models"]
+    assert len(models) == 1
+    assert sm.describe_model(ModelName=models[0]["ModelName"])["PrimaryContainer"]["ModelDataUrl"] == max(candidates, key=lambda u: sign * candidates[u])
+    s3.head_object(Bucket=BUCKET, Key=_key(max(candidates, key=lambda u: sign * candidates[u])))
+
+    # predictions: one per test row, and the endpoint, called through the emulator by a stock client, answers as batch transform did
+    test_rows = _lines(s3, f"vertebral_column/features/ds={DS}/test/test.csv")
+    predictions = [float(line.split(",")[-1]) for line in _lines(s3, f"vertebral_column/transform/ds={DS}/test/test.csv.out")]
+    assert len(predictions) == len(test_rows) > 0
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=aws_target, region_name="us-east-1")
+    body = "".join(row.split(",", 1)[1] + "\n" for row in test_rows[:5]).encode()
+    answers = [float(a) for a in runtime.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=body)["Body"].read().decode().split()]
+    assert answers == pytest.approx(predictions[:5], abs=1e-6)
+
     # S3: what the pipeline itself wrote (code, splits, gate results, evaluation, registry)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="vertebral_column/")["Contents"]}
     for key in (
@@ -246,7 +219,6 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     # a retry of the training task (try 2) reuses try 1's completed job: no second job is started
     from unittest import mock
 
-    from gated_ml import job_requests as jr
     from gated_ml.stages.training import TRAIN
     from gated_ml.targets.aws import AwsTarget
     from gated_ml.targets.aws_operators import NAME_XCOM, ReattachingTrainingOperator
@@ -258,6 +230,37 @@ def test_full_run_on_the_aws_target(airflow_db, seed_outputs_moto_cannot_compute
     ReattachingTrainingOperator(task_id="train_retry", config=request, check_interval=1, wait_for_completion=True).execute({"ti": ti})
     ti.xcom_push.assert_called_with(key=NAME_XCOM, value="vertebral-column-train-20261101-1")  # try 1's job, not a new one
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == before
+
+
+def test_a_second_date_runs_its_own_jobs_and_updates_the_endpoint(airflow_db, aws_target, spec):
+    """The next batch's run (after the first test, on the same emulator) reuses nothing by name but the Glue job and the endpoint."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from gated_ml import replay
+    from gated_ml.targets.aws import AwsTarget
+
+    sm = boto3.client("sagemaker", endpoint_url=aws_target, region_name="us-east-1")
+    if "vertebral-column" not in {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}:
+        pytest.skip("needs the first date's run (test_full_run_on_the_aws_target) on this emulator")
+    ds2 = "2026-11-08"
+    replay.land(spec, AwsTarget().environment(), ds2, ds2)
+    before = {j["TrainingJobName"] for j in sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]}
+    dr = DagBag(dag_folder=str(ROOT / "dags")).dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 8, tzinfo=dt.UTC))
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
+
+    new = {j["TrainingJobName"] for j in sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]} - before
+    assert "vertebral-column-train-20261108-1" in new and all("20261108" in n for n in new)
+    tuning = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="vertebral-column-tune-20261108-1")
+    assert tuning["HyperParameterTuningJobStatus"] == "Completed"
+    configs = {e["EndpointConfigName"] for e in sm.list_endpoint_configs()["EndpointConfigs"]}
+    assert configs == {"vertebral-column-epc-20261101-1", "vertebral-column-epc-20261108-1"}
+    endpoint = sm.describe_endpoint(EndpointName="vertebral-column")  # updated in place: CreateEndpoint was refused, UpdateEndpoint ran
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", "vertebral-column-epc-20261108-1")
+    assert len(sm.list_model_packages(ModelPackageGroupName="vertebral-column")["ModelPackageSummaryList"]) == 2
+    s3 = _s3(aws_target)
+    assert _lines(s3, f"vertebral_column/transform/ds={ds2}/test/test.csv.out")  # this date's predictions, by this date's job
+    assert len(boto3.client("glue", endpoint_url=aws_target, region_name="us-east-1").get_job_runs(JobName="vertebral-column-etl")["JobRuns"]) == 2
 
 
 def test_a_bad_request_is_rejected_before_any_call(aws_target, spec):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 
 
@@ -156,6 +157,7 @@ def main(argv=None) -> int:
     d = sub.add_parser("demo", help="run a pipeline end to end on the local target")
     d.add_argument("--pipeline", default="vertebral_column")
     d.add_argument("--ds", default="2026-11-01", help="logical date, YYYY-MM-DD")
+    d.add_argument("--target", choices=("local", "aws-emulated"), default="local", help="aws-emulated: the aws DAG against the AWS emulator, offline")
     s = sub.add_parser("stop-endpoint", help="stop a pipeline's local endpoint")
     s.add_argument("--pipeline", default="vertebral_column")
     sub.add_parser("gx-suites", help="write the gate suites of every spec to great_expectations/expectations/")
@@ -173,6 +175,12 @@ def main(argv=None) -> int:
         return setup()
     if a.command == "replay":
         return replay(a.pipeline, a.ds_from, a.ds_to)
+    if a.command == "demo" and a.target == "aws-emulated":
+        from pathlib import Path
+
+        from gated_ml.emulated_aws.demo import demo as demo_on_emulator
+
+        return demo_on_emulator(a.pipeline, a.ds, Path(os.environ.get("AIRFLOW_HOME", ".")) / "emulated-aws")
     if a.command == "demo":
         return demo(a.pipeline, a.ds)
     if a.command == "gx-suites":

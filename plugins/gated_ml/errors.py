@@ -89,6 +89,10 @@ class UncommittedBatch(Refusal):
     """A curated prefix without its commit marker: its writer has not finished (or failed); nothing under it may be read."""
 
 
+class EmulatorMismatch(Refusal):
+    """The AWS emulator cannot run with what is installed (another moto version than it is pinned to)."""
+
+
 # --- skips ------------------------------------------------------------------------------
 class SkipDeployment(Skip):
     """This run's model is not to be deployed (pending approval, or a newer model serves)."""
