@@ -2,7 +2,7 @@
 
 Fast tier: ARN derivation and rendering (KMS and VPC statements only with a key or subnets),
 the least-privilege audit, and the calls that the project's own request builders imply,
-evaluated by moto's IAM policy evaluator. The e2e test runs the aws DAG against a moto
+evaluated by moto's IAM policy evaluator. The e2e check (in tests/test_pipeline_aws.py) runs the aws DAG against a moto
 server and checks every recorded call (and what its jobs imply) against the rendered roles.
 """
 
@@ -268,36 +268,3 @@ def test_recorded_rest_requests_parse_to_their_operations():
         "sagemaker", "InvokeEndpoint", {"EndpointName": "vertebral-column"}
     )
     assert parse({"headers": auth, "method": "POST", "url": f"{base}/moto-api/recorder/start-recording"}) is None
-
-
-# --- the aws DAG, recorded --------------------------------------------------------------
-@pytest.mark.e2e
-def test_every_call_of_the_aws_run_is_allowed_to_its_role(airflow_db, seed_outputs_moto_cannot_compute, aws_target, spec):  # noqa: F811
-    from airflow.dag_processing.dagbag import DagBag
-
-    from conftest import ROOT
-    from gated_ml.iam import recording
-    from test_pipeline_aws import _moto_api
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    _moto_api(aws_target, "recorder/reset-recording")
-    _moto_api(aws_target, "recorder/start-recording")
-    dr = bag.dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
-    _moto_api(aws_target, "recorder/stop-recording")
-    assert dr.state == "success"
-    requests = recording.requests(_moto_api(aws_target, "recorder/download-recording", method="GET"))
-    calls = airflow_calls(requests, IAM.airflow_role_arn, WHERE) + jobs.job_role_calls(requests, WHERE)
-    made = {(c.role_arn, c.action) for c in calls}
-    for role, action in (
-        (IAM.airflow_role_arn, "glue:StartJobRun"),
-        (IAM.airflow_role_arn, "sagemaker:CreateHyperParameterTuningJob"),
-        (IAM.airflow_role_arn, "sagemaker:InvokeEndpoint"),
-        (IAM.airflow_role_arn, "iam:PassRole"),
-        (IAM.sagemaker_role_arn, "s3:GetObject"),
-        (IAM.glue_role_arn, "s3:PutObject"),
-    ):
-        assert (role, action) in made, (role, action)
-    assert check.denied(calls, render.render_roles(spec, IAM)) == []
-
-
-from test_pipeline_aws import aws_target, moto_server, seed_outputs_moto_cannot_compute  # noqa: E402, F401  (the aws run's fixtures)

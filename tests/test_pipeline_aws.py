@@ -134,7 +134,8 @@ def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     _moto_api(aws_target, "recorder/start-recording")
     dr = bag.dags["vertebral_column"].test(logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
     _moto_api(aws_target, "recorder/stop-recording")
-    called = _actions(_moto_api(aws_target, "recorder/download-recording", method="GET"))
+    recorded = _moto_api(aws_target, "recorder/download-recording", method="GET")
+    called = _actions(recorded)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
 
@@ -209,12 +210,23 @@ def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     assert report["decision"] == "Approved" and report["metrics"]["roc_auc"] >= 0.85
     assert states["deployment.smoke_test_endpoint"] == "success"
 
-    # the Airflow role's policy template allows every call the DAG made, and nothing is a wildcard action
-    policy = json.loads((ROOT / "include/iam/airflow-role-policy.json").read_text())
-    allowed = [a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])]
-    assert "*" not in allowed and not any(a.endswith(":*") for a in allowed)
+    # IAM: every call the DAG made, and every call its jobs make as their roles, is allowed by the rendered policies
+    from gated_ml.iam import check, jobs, recording, render
+    from gated_ml.iam.calls import airflow_calls
+    from test_iam import IAM, WHERE
+
     assert {"sagemaker:CreateTrainingJob", "glue:StartJobRun", "s3:PutObject", "sagemaker:InvokeEndpoint"} <= called
-    assert called - set(allowed) == set(), f"calls the policy does not allow: {called - set(allowed)}"
+    requests = recording.requests(recorded)
+    calls = airflow_calls(requests, IAM.airflow_role_arn, WHERE) + jobs.job_role_calls(requests, WHERE)
+    made = {(c.role_arn, c.action) for c in calls}
+    for role, action in (
+        (IAM.airflow_role_arn, "sagemaker:CreateHyperParameterTuningJob"),
+        (IAM.airflow_role_arn, "iam:PassRole"),
+        (IAM.sagemaker_role_arn, "s3:GetObject"),
+        (IAM.glue_role_arn, "s3:PutObject"),
+    ):
+        assert (role, action) in made, (role, action)
+    assert check.denied(calls, render.render_roles(spec, IAM)) == []
 
     # a retry of the training task (try 2) reuses try 1's completed job: no second job is started
     from unittest import mock
