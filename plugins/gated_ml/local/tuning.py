@@ -71,7 +71,6 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     objective = cfg["HyperParameterTuningJobObjective"]
     limits = cfg["ResourceLimits"]
     parallel = max(1, min(limits["MaxParallelTrainingJobs"], limits["MaxNumberOfTrainingJobs"]))
-    cpus_per_trial = max(1, (os.cpu_count() or 1) // parallel)
     record = {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobArn": control.arn(KIND, name),
@@ -87,7 +86,7 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     def run_trial(trial: optuna.Trial, tuned: dict) -> dict:
         job = trial_name(name, trial.number + 1, tuned)
         request = {"TrainingJobName": job, "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned}, **base}
-        describe = run_training_job(request, control, num_cpus=cpus_per_trial, echo=False)
+        describe = run_training_job(request, control, echo=False)
         value = final_metric(describe, objective["MetricName"])
         log.info("trial %s: %s %s=%s with %s", job, describe["TrainingJobStatus"], objective["MetricName"], value, tuned)
         return {
