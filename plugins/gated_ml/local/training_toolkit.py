@@ -71,8 +71,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def stop(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
+def stop(proc: subprocess.Popen, grace: float | None = None) -> None:
     """Stop the container as SageMaker does: SIGTERM to every process in it, SIGKILL to what outlives ``grace`` seconds."""
+    grace = STOP_GRACE_SECONDS if grace is None else grace
     pgid = proc.pid  # the toolkit leads its own process group (start_new_session)
     if not _group_alive(pgid):
         proc.wait()

@@ -8,14 +8,14 @@
 - ``MaxNumberOfTrainingJobs`` trials, in rounds of ``MaxParallelTrainingJobs``; every
   trial is a real training job (see :mod:`gated_ml.local.training`), named like
   SageMaker's ``<tuning job>-<NNN>-<8 hex>``.
-- The best trial is the one with the best objective metric among completed jobs.
+- The best trial is the one with the best objective metric among completed jobs; a trial
+  stopped past its ``MaxRuntimeInSeconds`` counts as ``Stopped`` in ``TrainingJobStatusCounters``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import optuna
@@ -51,6 +51,13 @@ def _sampler(strategy: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if strategy == "Random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"tuning strategy {strategy!r} is not supported on the local target; use Bayesian or Random")
+
+
+def _no_result(describe: dict, metric: str, value: float | None) -> str | None:
+    """Why a trial that did not fail has no objective value (it was stopped, or never logged the metric)."""
+    if describe["TrainingJobStatus"] == "Stopped":
+        return f"stopped: {describe.get('SecondaryStatus')}"
+    return None if value is not None else f"no {metric} in the log"
 
 
 def trial_name(tuning_job: str, number: int, hyperparameters: dict) -> str:
@@ -93,7 +100,7 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
             "TrainingJobName": job,
             "TrainingJobStatus": describe["TrainingJobStatus"],
             "TunedHyperParameters": tuned,
-            "FailureReason": describe.get("FailureReason") or (None if value is not None else f"no {objective['MetricName']} in the log"),
+            "FailureReason": describe.get("FailureReason") or _no_result(describe, objective["MetricName"], value),
             "FinalHyperParameterTuningJobObjectiveMetric": None
             if value is None
             else {"Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value},
@@ -119,7 +126,9 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
                 trials.append(summary)
 
     done = [t for t in trials if t["TrainingJobStatus"] == "Completed" and t["FinalHyperParameterTuningJobObjectiveMetric"]]
-    counters = {"Completed": len(done), "Failed": len(trials) - len(done)}
+    stopped = sum(t["TrainingJobStatus"] == "Stopped" for t in trials)  # e.g. over MaxRuntimeInSeconds
+    # TrainingJobStatusCounters' own keys; a failed trial (its algorithm's error, or no objective metric) is not retryable
+    counters = {"Completed": len(done), "InProgress": 0, "RetryableError": 0, "NonRetryableError": len(trials) - len(done) - stopped, "Stopped": stopped}
     record.update(TrainingJobStatusCounters=counters, HyperParameterTuningEndTime=now(), TrainingJobs=sorted(trials, key=lambda t: t["TrainingJobName"]))
     if done:
         pick = max if objective["Type"] == "Maximize" else min
@@ -127,5 +136,5 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
         record.update(HyperParameterTuningJobStatus="Completed", BestTrainingJob=best)
     else:
         reasons = sorted({t["FailureReason"] or "no objective metric" for t in trials})
-        record.update(HyperParameterTuningJobStatus="Failed", FailureReason=f"all {len(trials)} training jobs failed: {reasons}")
+        record.update(HyperParameterTuningJobStatus="Failed", FailureReason=f"none of the {len(trials)} training jobs completed: {reasons}")
     return control.put(KIND, name, record)
