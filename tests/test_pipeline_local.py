@@ -62,7 +62,7 @@ def test_full_run(airflow_db, lake, spec):
     control = ControlPlane()
     tuning = next((lake / "_control" / "tuning-jobs").glob("*.json"))
     tuning = json.loads(tuning.read_text())
-    assert tuning["TrainingJobStatusCounters"] == {"Completed": 10, "Failed": 0}
+    assert tuning["TrainingJobStatusCounters"] == {"Completed": 10, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 0}
     model = json.loads(next((lake / "_control" / "models").glob("*.json")).read_text())
     assert local_path(model["PrimaryContainer"]["ModelDataUrl"]).is_file()
 

@@ -17,6 +17,8 @@ p.add_argument("--eta", type=float); p.add_argument("--max_depth", type=int); p.
 a, _ = p.parse_known_args()
 if a.booster == "broken":
     raise SystemExit("booster 'broken' is not supported")
+if a.booster == "slow":
+    import time; time.sleep(30)
 print(f"validation:score={-(math.log10(a.eta) - math.log10(0.05)) ** 2 - 0.1 * (a.max_depth - 4) ** 2}")
 """
 
@@ -45,7 +47,8 @@ def test_bayesian_tuning_runs_real_jobs_within_ranges_and_picks_the_best(spec, e
     describe = run_tuning_job(_request(spec, env, run, code, "Bayesian", jobs=12, parallel=2))
     trials = describe["TrainingJobs"]
     assert describe["HyperParameterTuningJobStatus"] == "Completed"
-    assert len(trials) == 12 and describe["TrainingJobStatusCounters"] == {"Completed": 12, "Failed": 0}
+    assert len(trials) == 12
+    assert describe["TrainingJobStatusCounters"] == {"Completed": 12, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 0}
     control = ControlPlane()
     for t in trials:
         job = control.get("training-jobs", t["TrainingJobName"])  # each trial is a real training job
@@ -67,8 +70,19 @@ def test_logarithmic_scaling_samples_orders_of_magnitude(spec, env, run, code):
 def test_failed_trials_are_counted_and_all_failed_fails_the_job(spec, env, run, code):
     describe = run_tuning_job(_request(spec, env, run, code, "Random", jobs=3, parallel=1, categorical=("broken",)))
     assert describe["HyperParameterTuningJobStatus"] == "Failed"
-    assert describe["TrainingJobStatusCounters"] == {"Completed": 0, "Failed": 3}
-    assert "booster 'broken' is not supported" in describe["FailureReason"]
+    assert describe["TrainingJobStatusCounters"] == {"Completed": 0, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 3, "Stopped": 0}
+    # the probe writes no failure file: the training toolkit's own names the command it ran
+    assert "ExecuteUserScriptError" in describe["FailureReason"] and "--booster broken" in describe["FailureReason"]
+
+
+def test_a_trial_over_its_max_runtime_counts_as_stopped(spec, env, run, code):
+    req = _request(spec, env, run, code, "Random", jobs=2, parallel=2, categorical=("slow",))
+    req["TrainingJobDefinition"]["StoppingCondition"]["MaxRuntimeInSeconds"] = 2
+    describe = run_tuning_job(req)
+    assert describe["TrainingJobStatusCounters"] == {"Completed": 0, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 2}
+    assert {t["TrainingJobStatus"] for t in describe["TrainingJobs"]} == {"Stopped"}
+    assert describe["HyperParameterTuningJobStatus"] == "Failed" and "MaxRuntimeExceeded" in describe["FailureReason"]
+    assert "BestTrainingJob" not in describe
 
 
 def test_seeded_tuning_is_reproducible(spec, env, run, code):

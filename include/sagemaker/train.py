@@ -1,30 +1,37 @@
 """SageMaker script-mode training entry point: XGBoost on the train/validation channels.
 
-Contract (as in the SageMaker XGBoost framework container):
-- hyperparameters arrive as ``--name value`` arguments;
+Contract (script mode under the SageMaker training toolkit, as framework containers run it):
+- hyperparameters are read from ``SM_HPS``: the toolkit JSON-decodes each request value and
+  hands the script the decoded values as one JSON object (``3`` an int, ``["a", "b"]`` a
+  list, ``{}`` a dict). The same values also arrive as ``--name value`` arguments, rendered
+  lossily (a list as its Python repr, a dict as ``k=v,...``, an empty dict as ``""``), so the
+  arguments are not read;
 - channels are folders named by ``SM_CHANNEL_TRAIN`` / ``SM_CHANNEL_VALIDATION``, holding
   CSV files with a header line;
 - the model goes to ``SM_MODEL_DIR`` (packed by the platform as ``model.tar.gz``);
 - final metrics are printed as ``validation:auc=0.93`` lines, found by the request's
-  ``MetricDefinitions``; a failure reason is written to ``/opt/ml/output/failure``.
+  ``MetricDefinitions``; a failure reason is written to ``SM_OUTPUT_DIR/failure`` (the
+  toolkit keeps it, and SageMaker reports it as the job's ``FailureReason``).
 
 Only xgboost, numpy and pandas are imported: what the container has.
 """
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
 import sys
 import traceback
+from types import SimpleNamespace
 
 import pandas as pd
 import xgboost as xgb
 
 from preprocessing import Preprocessor
 
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
+REQUIRED = object()
 BOOSTER_PARAMS = {
     "max_depth": int,
     "eta": float,
@@ -37,24 +44,63 @@ BOOSTER_PARAMS = {
     "scale_pos_weight": float,
     "max_bin": int,
 }
+# name -> (kind, default); the kind is checked against the toolkit's JSON-decoded value
+HYPERPARAMETERS = {
+    "problem_type": (str, REQUIRED),
+    "target": (str, REQUIRED),
+    "label_classes": (list, []),
+    "categorical": (dict, {}),
+    "num_round": (int, 100),
+    "early_stopping_rounds": (int, 20),
+    "seed": (int, 0),
+    **{name: (kind, None) for name, kind in BOOSTER_PARAMS.items()},
+}
+EXAMPLES = {str: '"text"', int: "3", float: "0.1", list: '["yes", "no"]', dict: '{"column": ["low", "high"]}'}
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser()
-    p.add_argument("--problem_type", required=True, choices=["binary_classification", "multiclass_classification", "regression"])
-    p.add_argument("--target", required=True)
-    p.add_argument("--label_classes", default="[]", help="JSON list, in encoding order")
-    p.add_argument("--categorical", default="{}", help="JSON object: column -> ordered categories")
-    p.add_argument("--num_round", type=int, default=100)
-    p.add_argument("--early_stopping_rounds", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    for name, kind in BOOSTER_PARAMS.items():
-        p.add_argument(f"--{name}", type=kind, default=None)
-    p.add_argument("--model-dir", "--model_dir", dest="model_dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
-    p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
-    p.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION"))
-    args, _unknown = p.parse_known_args(argv)  # sagemaker_* entries are the platform's
-    return args
+def _typed(name, value, kind):
+    """``value`` as ``kind``, or a ValueError that names the hyperparameter and what to send."""
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    raise ValueError(
+        f"hyperparameter {name} must be a JSON {kind.__name__} (e.g. {EXAMPLES[kind]}); "
+        f"the SageMaker training toolkit decoded it as {value!r} ({type(value).__name__})"
+    )
+
+
+def read_hyperparameters(environ):
+    """The script's settings from ``SM_HPS`` (the toolkit's decoded hyperparameters), checked and typed."""
+    hps = json.loads(environ.get("SM_HPS", "{}"))
+    out = {}
+    for name, (kind, default) in HYPERPARAMETERS.items():
+        if name not in hps or hps[name] is None:
+            if default is REQUIRED:
+                raise ValueError(f"hyperparameter {name} is required; add it to the training job's HyperParameters")
+            out[name] = default
+        else:
+            out[name] = _typed(name, hps[name], kind)
+    if out["problem_type"] not in PROBLEM_TYPES:
+        raise ValueError(f"hyperparameter problem_type is {out['problem_type']!r}; use one of {list(PROBLEM_TYPES)}")
+    out["label_classes"] = [str(c) for c in out["label_classes"]]
+    if out["problem_type"] != "regression" and len(out["label_classes"]) < 2:
+        raise ValueError(f"hyperparameter label_classes must list at least two classes for {out['problem_type']}; got {out['label_classes']}")
+    for column, categories in out["categorical"].items():
+        _typed(f"categorical[{column!r}]", categories, list)
+    return out
+
+
+def parse_args(environ=None):
+    environ = os.environ if environ is None else environ
+    return SimpleNamespace(
+        **read_hyperparameters(environ),
+        model_dir=environ.get("SM_MODEL_DIR", "/opt/ml/model"),
+        train=environ.get("SM_CHANNEL_TRAIN"),
+        validation=environ.get("SM_CHANNEL_VALIDATION"),
+    )
 
 
 def read_channel(path):
@@ -89,9 +135,10 @@ def booster_params(args, n_classes):
 
 
 def train(args):
-    classes = json.loads(args.label_classes)
-    categorical = json.loads(args.categorical)
+    classes, categorical = args.label_classes, args.categorical
     train_df, valid_df = read_channel(args.train), read_channel(args.validation)
+    if args.target not in train_df.columns:
+        raise ValueError(f"hyperparameter target {args.target!r} is not a column of the train channel; its header is {list(train_df.columns)}")
     features = [c for c in train_df.columns if c != args.target]
     numeric = [c for c in features if c not in categorical]
     pre = Preprocessor(numeric=numeric, categorical=categorical).fit(train_df[features])
@@ -130,10 +177,9 @@ def train(args):
         json.dump(meta, f, indent=2)
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main():
     try:
-        train(args)
+        train(parse_args())
     except Exception as exc:  # noqa: BLE001 (the container contract: every failure is written to SM_OUTPUT_DIR/failure)
         output_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
         os.makedirs(output_dir, exist_ok=True)

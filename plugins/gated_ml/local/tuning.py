@@ -8,14 +8,14 @@
 - ``MaxNumberOfTrainingJobs`` trials, in rounds of ``MaxParallelTrainingJobs``; every
   trial is a real training job (see :mod:`gated_ml.local.training`), named like
   SageMaker's ``<tuning job>-<NNN>-<8 hex>``.
-- The best trial is the one with the best objective metric among completed jobs.
+- The best trial is the one with the best objective metric among completed jobs; a trial
+  stopped past its ``MaxRuntimeInSeconds`` counts as ``Stopped`` in ``TrainingJobStatusCounters``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import optuna
@@ -53,6 +53,13 @@ def _sampler(strategy: str, seed: int | None) -> optuna.samplers.BaseSampler:
     raise ValueError(f"tuning strategy {strategy!r} is not supported on the local target; use Bayesian or Random")
 
 
+def _no_result(describe: dict, metric: str, value: float | None) -> str | None:
+    """Why a trial that did not fail has no objective value (it was stopped, or never logged the metric)."""
+    if describe["TrainingJobStatus"] == "Stopped":
+        return f"stopped: {describe.get('SecondaryStatus')}"
+    return None if value is not None else f"no {metric} in the log"
+
+
 def trial_name(tuning_job: str, number: int, hyperparameters: dict) -> str:
     digest = hashlib.sha1(repr(sorted(hyperparameters.items())).encode()).hexdigest()[:8]
     return f"{tuning_job}-{number:03d}-{digest}"
@@ -71,7 +78,6 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     objective = cfg["HyperParameterTuningJobObjective"]
     limits = cfg["ResourceLimits"]
     parallel = max(1, min(limits["MaxParallelTrainingJobs"], limits["MaxNumberOfTrainingJobs"]))
-    cpus_per_trial = max(1, (os.cpu_count() or 1) // parallel)
     record = {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobArn": control.arn(KIND, name),
@@ -87,14 +93,14 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
     def run_trial(trial: optuna.Trial, tuned: dict) -> dict:
         job = trial_name(name, trial.number + 1, tuned)
         request = {"TrainingJobName": job, "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned}, **base}
-        describe = run_training_job(request, control, num_cpus=cpus_per_trial, echo=False)
+        describe = run_training_job(request, control, echo=False)
         value = final_metric(describe, objective["MetricName"])
         log.info("trial %s: %s %s=%s with %s", job, describe["TrainingJobStatus"], objective["MetricName"], value, tuned)
         return {
             "TrainingJobName": job,
             "TrainingJobStatus": describe["TrainingJobStatus"],
             "TunedHyperParameters": tuned,
-            "FailureReason": describe.get("FailureReason") or (None if value is not None else f"no {objective['MetricName']} in the log"),
+            "FailureReason": describe.get("FailureReason") or _no_result(describe, objective["MetricName"], value),
             "FinalHyperParameterTuningJobObjectiveMetric": None
             if value is None
             else {"Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value},
@@ -120,7 +126,9 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
                 trials.append(summary)
 
     done = [t for t in trials if t["TrainingJobStatus"] == "Completed" and t["FinalHyperParameterTuningJobObjectiveMetric"]]
-    counters = {"Completed": len(done), "Failed": len(trials) - len(done)}
+    stopped = sum(t["TrainingJobStatus"] == "Stopped" for t in trials)  # e.g. over MaxRuntimeInSeconds
+    # TrainingJobStatusCounters' own keys; a failed trial (its algorithm's error, or no objective metric) is not retryable
+    counters = {"Completed": len(done), "InProgress": 0, "RetryableError": 0, "NonRetryableError": len(trials) - len(done) - stopped, "Stopped": stopped}
     record.update(TrainingJobStatusCounters=counters, HyperParameterTuningEndTime=now(), TrainingJobs=sorted(trials, key=lambda t: t["TrainingJobName"]))
     if done:
         pick = max if objective["Type"] == "Maximize" else min
@@ -128,5 +136,5 @@ def run_tuning_job(req: dict, control: ControlPlane | None = None) -> dict:
         record.update(HyperParameterTuningJobStatus="Completed", BestTrainingJob=best)
     else:
         reasons = sorted({t["FailureReason"] or "no objective metric" for t in trials})
-        record.update(HyperParameterTuningJobStatus="Failed", FailureReason=f"all {len(trials)} training jobs failed: {reasons}")
+        record.update(HyperParameterTuningJobStatus="Failed", FailureReason=f"none of the {len(trials)} training jobs completed: {reasons}")
     return control.put(KIND, name, record)

@@ -24,9 +24,18 @@ def training_request(spec: PipelineSpec, env: Environment, run: Run, code: dict)
     return jr.training_job(spec, env, run, code["sourcedir_uri"])
 
 
+def _not_completed(describe: dict) -> str:
+    """Why a training job did not complete, from its Describe answer (a stopped job has no FailureReason)."""
+    status, secondary = describe["TrainingJobStatus"], describe.get("SecondaryStatus")
+    if secondary == "MaxRuntimeExceeded":
+        limit = describe.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        return f"{status} (MaxRuntimeExceeded): it ran past StoppingCondition.MaxRuntimeInSeconds={limit}; raise the spec's training.max_runtime_seconds"
+    return f"{status} ({secondary}): {describe.get('FailureReason')}"
+
+
 def training_result(spec: PipelineSpec, env: Environment, run: Run, request: dict, describe: dict, **inputs) -> dict:
     if describe["TrainingJobStatus"] != "Completed":
-        raise JobFailed(f"training job {describe['TrainingJobName']} {describe['TrainingJobStatus']}: {describe.get('FailureReason')}")
+        raise JobFailed(f"training job {describe['TrainingJobName']} {_not_completed(describe)}")
     metric = spec.tuning.objective_metric
     return {
         "job_name": describe["TrainingJobName"],
