@@ -13,7 +13,7 @@ import tarfile
 
 from gated_ml.lake import local_path
 
-PROGRAM = '''
+PROGRAM = """
 import json
 import os
 
@@ -41,7 +41,7 @@ def output_fn(predictions, accept):
     if accept == "text/csv":
         return "".join(p + "\\n" for p in predictions), accept
     raise ValueError(f"unsupported accept type {accept!r}")
-'''
+"""
 
 
 def _tar(uri: str, files: dict[str, str]) -> str:

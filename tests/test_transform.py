@@ -86,7 +86,7 @@ def test_multi_record_packs_requests_up_to_max_payload(job):
 @pytest.mark.slow
 def test_a_record_over_max_payload_fails_the_job(job):
     job.write("test.csv", "a,1\n" + "b," + "9" * (1024 * 1024 + 10) + "\n")
-    with pytest.raises(JobFailed, match="record 2 is .* over MaxPayloadInMB"):
+    with pytest.raises(JobFailed, match=r"record 2 is .* over MaxPayloadInMB"):
         job.run(plain(job.request, MaxPayloadInMB=1))
     describe = ControlPlane().get(KIND, job.request["TransformJobName"])
     assert describe["TransformJobStatus"] == "Failed" and "MaxPayloadInMB" in describe["FailureReason"]
@@ -110,7 +110,10 @@ def test_an_object_over_max_payload_without_split_fails(job):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("assemble_with, expected", [("Line", '{"predictions": ["A:1"]}\n{"predictions": ["B:1"]}\n'), ("None", '{"predictions": ["A:1"]}{"predictions": ["B:1"]}')])
+@pytest.mark.parametrize(
+    "assemble_with, expected",
+    [("Line", '{"predictions": ["A:1"]}\n{"predictions": ["B:1"]}\n'), ("None", '{"predictions": ["A:1"]}{"predictions": ["B:1"]}')],
+)
 def test_assemble_with_line_ends_each_record_and_none_concatenates(job, assemble_with, expected):
     job.write("test.csv", "\n".join(ROWS[:2]))
     job.run(plain(job.request, BatchStrategy="SingleRecord", TransformOutput__Accept="application/json", TransformOutput__AssembleWith=assemble_with))
@@ -136,7 +139,7 @@ def test_gzip_input_is_decompressed_and_named_after_its_object(job):
 @pytest.mark.slow
 def test_input_that_is_not_gzip_fails_the_job_naming_compression(job):
     job.write("test.csv", "\n".join(ROWS))
-    with pytest.raises(JobFailed, match="not Gzip data .* TransformInput.CompressionType is Gzip"):
+    with pytest.raises(JobFailed, match=r"not Gzip data .* TransformInput\.CompressionType is Gzip"):
         job.run(plain(job.request, TransformInput__CompressionType="Gzip"))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import gated_ml
 from gated_ml.errors import ContainerError
 from gated_ml.lake import local_path
+from gated_ml.settings import region
 
 PLUGINS_DIR = Path(gated_ml.__file__).resolve().parents[1]
 
@@ -96,6 +97,8 @@ def start(
         endpoint_name,
         "--variant-name",
         variant_name,
+        "--region",
+        region(),
     ]
     return _spawn(argv, f"model server for {endpoint_name}", log_path, detach, timeout, env_vars)
 

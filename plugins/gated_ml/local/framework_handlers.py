@@ -34,6 +34,9 @@ import os
 import traceback
 from dataclasses import dataclass
 
+from werkzeug.exceptions import InternalServerError
+from werkzeug.utils import get_content_type
+
 JSON, CSV, ANY = "application/json", "text/csv", "*/*"
 UTF8_TYPES = (JSON, CSV)
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
@@ -83,15 +86,11 @@ def request_accept(headers) -> str:
 
 def response_content_type(mimetype: str) -> str:
     """The ``Content-Type`` Flask sends for ``Response(mimetype=...)`` (werkzeug adds the charset)."""
-    from werkzeug.utils import get_content_type
-
     return get_content_type(mimetype, "utf-8")
 
 
 def internal_server_error() -> Answer:
     """Flask's answer to an exception a view does not handle: werkzeug's stock 500 page."""
-    from werkzeug.exceptions import InternalServerError
-
     return Answer(500, InternalServerError().get_body().encode(), response_content_type("text/html"))
 
 

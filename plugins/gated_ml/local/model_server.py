@@ -54,6 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
     model = None
     endpoint_name = None
     variant_name = None
+    region = None
     log_hint = None
 
     def log_message(self, fmt, *args):  # quiet by default; errors are logged explicitly
@@ -111,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             a = self._container_answer(self.rfile.read(length))
             reply = runtime_api.answer(
-                a.status, a.body, a.content_type, region=settings_region(), endpoint=endpoint, variant=self.variant_name, log_hint=self.log_hint
+                a.status, a.body, a.content_type, region=self.region, endpoint=endpoint, variant=self.variant_name, log_hint=self.log_hint
             )
         self._send(reply.status, reply.body, reply.headers)
 
@@ -123,16 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
             length -= len(chunk)
 
 
-def settings_region() -> str:
-    from gated_ml.settings import region
-
-    return region()
-
-
-def serve(model_data: Path, code: Path, program: str, port: int, endpoint_name: str, ready_file: Path | None, variant_name: str = "AllTraffic"):
+def serve(model_data: Path, code: Path, program: str, port: int, endpoint_name: str, ready_file: Path | None, variant_name: str, region: str):
     with tempfile.TemporaryDirectory(prefix="gated-ml-server-") as tmp:
         module, model = load_handler(model_data, code, program, Path(tmp))
-        attrs = {"module": module, "model": model, "endpoint_name": endpoint_name, "variant_name": variant_name, "log_hint": _log_hint()}
+        attrs = {"module": module, "model": model, "endpoint_name": endpoint_name, "variant_name": variant_name, "region": region, "log_hint": _log_hint()}
         handler = type("Handler", (_Handler,), attrs)
         server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         server.daemon_threads = True
@@ -166,9 +161,10 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--endpoint-name", default="local")
     p.add_argument("--variant-name", default="AllTraffic")
+    p.add_argument("--region", default="us-east-1", help="the region of the endpoint's log stream ARN")
     p.add_argument("--ready-file", type=Path)
     a = p.parse_args(argv)
-    serve(a.model_data, a.code, a.program, a.port, a.endpoint_name, a.ready_file, a.variant_name)
+    serve(a.model_data, a.code, a.program, a.port, a.endpoint_name, a.ready_file, a.variant_name, a.region)
 
 
 if __name__ == "__main__":

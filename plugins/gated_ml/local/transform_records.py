@@ -132,7 +132,7 @@ class Transform:
     def _per_record(self, batch: list[bytes], answer: bytes, name: str) -> list[bytes]:
         rows, predictions = _parse(b"\n".join(batch).decode()), _parse(answer.decode())
         if len(predictions) != len(rows):
-            raise JobFailed(f"ClientError: {name}: the model returned {len(predictions)} CSV lines for {len(rows)} records; DataProcessing needs one per record")
+            raise JobFailed(f"ClientError: {name}: the model returned {len(predictions)} CSV lines for {len(rows)} records; DataProcessing needs one each")
         return [_format(self.out_filter(r + p if self.join else p)).encode() for r, p in zip(rows, predictions, strict=True)]
 
     def run(self, data: bytes, name: str, invoke: Invoke) -> bytes:
