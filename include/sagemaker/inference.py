@@ -7,6 +7,13 @@ see the same inputs as training did.
 Output per record: binary -> probability of the positive class; multiclass -> the
 predicted label; regression -> the predicted value. JSON responses also carry the
 class probabilities for classification.
+
+Served by the SageMaker XGBoost framework container (aws/sagemaker-xgboost-container,
+``src/sagemaker_xgboost_container/serving.py``): an exception raised here is answered
+``500`` by the container, its message and traceback go to the endpoint's log, and a
+runtime client gets ``ModelError`` (424, ``OriginalStatusCode`` 500). ``Accept`` missing
+or ``*/*`` reaches ``output_fn`` as ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` (default
+``application/json``): ask for ``text/csv`` to get one line per record.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ JSON = "application/json"
 
 
 class InputError(ValueError):
-    """The request body cannot be turned into records (a client error, answered with 4xx)."""
+    """The request body cannot be turned into records; the message, in the endpoint's log, says why."""
 
 
 def model_fn(model_dir):

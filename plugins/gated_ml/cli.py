@@ -55,9 +55,9 @@ def _summary(spec, dag_run) -> int:
         print("Call it with a stock boto3 client:")
         credentials = "region_name='us-east-1', aws_access_key_id='local', aws_secret_access_key='local'"
         client = f"boto3.client('sagemaker-runtime', endpoint_url='{endpoint['Url']}', {credentials})"
-        call = f"c.invoke_endpoint(EndpointName='{endpoint['EndpointName']}', ContentType='text/csv', Body=b'{row}')['Body'].read().decode()"
+        call = f"c.invoke_endpoint(EndpointName='{endpoint['EndpointName']}', ContentType='text/csv', Accept='text/csv', Body=b'{row}')['Body'].read().decode()"
         print(f'  .venv/bin/python -c "import boto3; c = {client}; print({call})"')
-        print(f"or: curl -s -X POST {endpoint['Url']}/invocations -H 'Content-Type: text/csv' --data '{row}'")
+        print(f"or: curl -s -X POST {endpoint['Url']}/invocations -H 'Content-Type: text/csv' -H 'Accept: text/csv' --data '{row}'")
         print("Stop it with: make stop-endpoint")
     print("=" * 78)
     return 0 if dag_run.state == "success" else 1

@@ -95,7 +95,7 @@ def time_calls(call, bodies: list[bytes], n: int = REQUESTS, warmup: int = WARMU
 
 def boto3_call(url: str):
     client = runtime_client(url)
-    return lambda body: client.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=body)["Body"].read()
+    return lambda body: client.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Accept="text/csv", Body=body)["Body"].read()
 
 
 def raw_http_call(url: str):
@@ -166,9 +166,10 @@ def batch_transform(spec, env, run, record: dict, labelled_rows: list[str]) -> t
     """Write the large test split, run the real ``run_transform_job``; seconds and output rows."""
     storage.write(jr.locations(spec, env).features(run.ds, "test") + "test.csv", "".join(labelled_rows))
     start = time.perf_counter()
-    described = run_transform_job(jr.transform_job(spec, env, run, record["ModelName"]), record)
+    request = jr.transform_job(spec, env, run, record["ModelName"])
+    run_transform_job(request, record)
     elapsed = time.perf_counter() - start
-    (out,) = described["OutputFiles"]
+    out = request["TransformOutput"]["S3OutputPath"] + "test.csv.out"  # <S3OutputPath>/<input object>.out
     return elapsed, len(storage.read_text(out).splitlines())
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import gated_ml
 from gated_ml.errors import ContainerError
 from gated_ml.lake import local_path
+from gated_ml.settings import region
 
 PLUGINS_DIR = Path(gated_ml.__file__).resolve().parents[1]
 
@@ -37,12 +38,12 @@ def ping(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _spawn(argv: list[str], name: str, log_path: Path, detach: bool, timeout: float) -> Container:
-    """Start ``python -m <argv>`` and wait until it wrote its ready file and answers ``/ping``."""
+def _spawn(argv: list[str], name: str, log_path: Path, detach: bool, timeout: float, environment: dict[str, str] | None = None) -> Container:
+    """Start ``python -m <argv>`` (with ``environment`` added) and wait until it wrote its ready file and answers ``/ping``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ready = log_path.with_suffix(".ready.json")
     ready.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(PLUGINS_DIR), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(environment or {}), "PYTHONPATH": str(PLUGINS_DIR)}
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", *argv, "--ready-file", str(ready)],
@@ -66,9 +67,22 @@ def _spawn(argv: list[str], name: str, log_path: Path, detach: bool, timeout: fl
     raise ContainerError(f"{name} was not healthy within {timeout:.0f} seconds; see {log_path}")
 
 
-def start(container_def: dict, endpoint_name: str, log_path: Path, port: int = 0, detach: bool = False, timeout: float = 120) -> Container:
-    """Start a model server for a ``CreateModel`` ``PrimaryContainer`` and wait for ``/ping``."""
-    env_vars = container_def.get("Environment", {})
+def start(
+    container_def: dict,
+    endpoint_name: str,
+    log_path: Path,
+    port: int = 0,
+    detach: bool = False,
+    timeout: float = 120,
+    environment: dict[str, str] | None = None,
+    variant_name: str = "AllTraffic",
+) -> Container:
+    """Start a model server for a ``CreateModel`` ``PrimaryContainer`` and wait for ``/ping``.
+
+    The container's ``Environment`` (and a transform job's ``Environment`` over it) is the
+    server's process environment, as in the container.
+    """
+    env_vars = {**container_def.get("Environment", {}), **(environment or {})}
     argv = [
         "gated_ml.local.model_server",
         "--model-data",
@@ -81,8 +95,12 @@ def start(container_def: dict, endpoint_name: str, log_path: Path, port: int = 0
         str(port),
         "--endpoint-name",
         endpoint_name,
+        "--variant-name",
+        variant_name,
+        "--region",
+        region(),
     ]
-    return _spawn(argv, f"model server for {endpoint_name}", log_path, detach, timeout)
+    return _spawn(argv, f"model server for {endpoint_name}", log_path, detach, timeout, env_vars)
 
 
 def start_router(endpoint_name: str, backend_url: str, log_path: Path, port: int = 0, timeout: float = 30) -> Container:

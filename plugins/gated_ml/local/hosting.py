@@ -65,13 +65,14 @@ def create_or_update_endpoint(req: dict, control: ControlPlane | None = None, ve
     config = control.get("endpoint-configs", config_name)
     if config is None:
         raise ResourceNotFound(f"endpoint config {config_name} does not exist")
-    model = control.get("models", config["ProductionVariants"][0]["ModelName"])
+    variant = config["ProductionVariants"][0]
+    model = control.get("models", variant["ModelName"])
     old = describe_endpoint(name, control)
     if old and old["EndpointConfigName"] == config_name and old["EndpointStatus"] == "InService":
         log.info("endpoint %s already serves %s", name, config_name)
         return old
     logs = control.root / "endpoints" / name
-    backend = containers.start(model["PrimaryContainer"], name, logs / f"{config_name}.log", detach=True)
+    backend = containers.start(model["PrimaryContainer"], name, logs / f"{config_name}.log", detach=True, variant_name=variant["VariantName"])
     try:
         if verify is not None:
             verify(backend.url)

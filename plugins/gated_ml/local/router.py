@@ -23,7 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gated_ml.local.model_server import MAX_PAYLOAD_BYTES
+from gated_ml.local import runtime_api
+
+FORWARDED = {"content-type", "x-amzn-errortype", "x-amzn-invoked-production-variant"}  # the response headers of InvokeEndpoint
 
 
 class _State:
@@ -78,12 +80,11 @@ class _Router(BaseHTTPRequestHandler):
                 if attempt == 2:
                     self._reply(
                         503,
-                        json.dumps({"ErrorCode": "ServiceUnavailable", "Message": "no model server answered"}).encode(),
-                        {"Content-Type": "application/json"},
+                        json.dumps({"Message": "no model server answered"}).encode(),
+                        {"Content-Type": "application/json", "x-amzn-ErrorType": "ServiceUnavailable"},
                     )
                     return
-        out = {"Content-Type": resp.getheader("Content-Type", "application/octet-stream")}
-        self._reply(resp.status, data, out)
+        self._reply(resp.status, data, {k: v for k, v in resp.getheaders() if k.lower() in FORWARDED})
 
     def do_GET(self):
         if self.path == "/_local/backend":
@@ -93,14 +94,9 @@ class _Router(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_PAYLOAD_BYTES:
-            self._reply(
-                413,
-                json.dumps(
-                    {"ErrorCode": "PayloadTooLarge", "Message": f"request body of {length} bytes exceeds the {MAX_PAYLOAD_BYTES} byte payload limit"}
-                ).encode(),
-                {"Content-Type": "application/json"},
-            )
+        if length > runtime_api.MAX_PAYLOAD_BYTES:
+            reply = runtime_api.payload_too_large(length)
+            self._reply(reply.status, reply.body, reply.headers)
             self.close_connection = True
             return
         self._forward("POST", self.rfile.read(length))
