@@ -50,8 +50,8 @@ format: install
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock scripts/ensure-java.sh
-	bash scripts/ensure-java.sh
+$(VENV)/.installed: requirements.lock scripts/ensure-system-packages.sh
+	bash scripts/ensure-system-packages.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
