@@ -97,7 +97,7 @@ def test_the_table_covers_every_member_and_refuses_what_it_does_not_list():
         ("tune", lambda r: r["HyperParameterTuningJobConfig"].update(Strategy="Hyperband"), "Strategy='Hyperband'"),
         ("tune", lambda r: r["HyperParameterTuningJobConfig"].update(TrainingJobEarlyStoppingType="Auto"), "TrainingJobEarlyStoppingType='Auto'"),
         ("transform", lambda r: r.update(DataCaptureConfig={"DestinationS3Uri": "s3://b/capture/"}), "DataCaptureConfig.DestinationS3Uri"),
-        ("transform", lambda r: r.update(Environment={"X": "1"}), "Environment"),
+        ("transform", lambda r: r["TransformInput"].update(SplitType="RecordIO"), "SplitType='RecordIO'"),
         ("create_model", lambda r: r.update(Containers=[{"Image": "i"}]), "Containers[]"),
     ],
 )

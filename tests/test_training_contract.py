@@ -256,3 +256,24 @@ def test_real_entry_point_trains_and_its_artifact_has_no_pickle(lake, spec, env,
     assert pre["numeric"]["pelvic_tilt"]["median"] == pytest.approx(train_median)  # fitted on the training split only
     metrics = {m["MetricName"]: m["Value"] for m in describe["FinalMetricDataList"]}
     assert metrics["validation:auc"] > 0.8 and "validation:logloss" in metrics
+
+
+def test_network_isolation_runs_the_code_from_its_channel_and_cannot_download_it_from_s3(lake, spec, env, run):
+    isolated = spec.model_validate({**spec.model_dump(), "security": {**spec.security.model_dump(), "network_isolation": True}})
+    _seed_features(isolated, env, run)
+    code = _upload_code(isolated, env, {"train.py": PROBE})
+    request = jr.training_job(isolated, env, run, code)
+    assert request["HyperParameters"]["sagemaker_submit_directory"].startswith("/opt/ml/input/data/code/")
+    describe = run_training_job(request, echo=False)
+    assert describe["TrainingJobStatus"] == "Completed", describe.get("FailureReason")
+    assert "train.py" in _seen(describe)["cwd_files"]
+
+    # the code left in S3 while the network is isolated: the container cannot fetch it, and the job fails saying so
+    from_s3 = {
+        **request,
+        "TrainingJobName": request["TrainingJobName"] + "-s3",
+        "HyperParameters": {**request["HyperParameters"], "sagemaker_submit_directory": code},
+    }
+    failed = run_training_job(from_s3, echo=False)
+    assert failed["TrainingJobStatus"] == "Failed"
+    assert "EnableNetworkIsolation blocks S3" in failed["FailureReason"] and code in failed["FailureReason"]

@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 KIND = "training-jobs"
 
 
-def unpack_code(code_uri: str, dest: Path) -> Path:
+def unpack_code(code_uri: str | Path, dest: Path) -> Path:
     """Unpack a ``sourcedir.tar.gz`` from the lake (refusing members that escape ``dest``)."""
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(local_path(code_uri)) as tar:
+    with tarfile.open(code_uri if isinstance(code_uri, Path) else local_path(code_uri)) as tar:
         tar.extractall(dest, filter="data")
     return dest
 
@@ -109,7 +109,35 @@ def stage_job(req: dict, job_dir: Path) -> None:
         s3.download_prefix(channel["DataSource"]["S3DataSource"]["S3Uri"], job_dir / "input" / "data" / channel["ChannelName"])
     for sub in ("model", "output/data"):
         (job_dir / sub).mkdir(parents=True, exist_ok=True)
-    unpack_code(hps["sagemaker_submit_directory"], job_dir / "code")
+    unpack_code(code_source(req, job_dir), job_dir / "code")
+
+
+CONTAINER_ROOT = "/opt/ml/"
+
+
+class NoCodeInContainer(Exception):
+    """The container cannot reach the code it is told to run (the job fails as on AWS)."""
+
+
+def code_source(req: dict, job_dir: Path) -> str | Path:
+    """Where the container finds ``sagemaker_submit_directory``: a file under ``/opt/ml`` (a ``code`` channel) or S3.
+
+    Under ``EnableNetworkIsolation`` the container has no route to S3, so an ``s3://`` submit
+    directory cannot be downloaded and the job fails, as on AWS; the code must come as an
+    input channel (``job_requests`` sends it so).
+    """
+    submit = req.get("HyperParameters", {})["sagemaker_submit_directory"]
+    if submit.startswith(CONTAINER_ROOT):
+        path = job_dir / submit[len(CONTAINER_ROOT) :]
+        if not path.is_file():
+            raise NoCodeInContainer(f"ClientError: sagemaker_submit_directory {submit} does not exist in the container: no input channel holds it")
+        return path
+    if req.get("EnableNetworkIsolation"):
+        raise NoCodeInContainer(
+            f"ClientError: the container cannot download sagemaker_submit_directory {submit}: "
+            "EnableNetworkIsolation blocks S3; send the code as an input channel"
+        )
+    return submit
 
 
 class _LogReader(threading.Thread):
@@ -202,7 +230,13 @@ def run_training_job(req: dict, control: ControlPlane | None = None, echo: bool 
     control.put(KIND, name, record)
 
     job_dir = control.work_dir(KIND, name)
-    stage_job(req, job_dir)
+    try:
+        stage_job(req, job_dir)
+    except NoCodeInContainer as e:
+        end = now()
+        record.update(TrainingJobStatus="Failed", SecondaryStatus="Failed", FailureReason=str(e), TrainingEndTime=end, LastModifiedTime=end)
+        record["SecondaryStatusTransitions"] = _transitions(started, end, "Failed", str(e))
+        return control.put(KIND, name, record)
     clock = time.monotonic()
     exit_code, log_text = run_container(job_dir, name, record["TrainingJobArn"], req["StoppingCondition"]["MaxRuntimeInSeconds"], echo)
     seconds = max(1, round(time.monotonic() - clock))
