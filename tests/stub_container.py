@@ -8,10 +8,8 @@ and JSON, ``output_fn`` answers CSV and JSON; anything else raises, as an entry 
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 from gated_ml.lake import local_path
+from gated_ml.stages.code import _deterministic_tar
 
 PROGRAM = """
 import json
@@ -45,16 +43,9 @@ def output_fn(predictions, accept):
 
 
 def _tar(uri: str, files: dict[str, str]) -> str:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(_deterministic_tar({name: text.encode() for name, text in files.items()}))
     return uri
 
 

@@ -15,6 +15,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from gated_ml.stages.code import _deterministic_tar
+
 pytestmark = pytest.mark.slow
 BUCKET = "emulator-contract"
 ROLE = "arn:aws:iam::123456789012:role/contract"
@@ -42,7 +44,7 @@ def model_fn(model_dir):
 def input_fn(body, content_type):
     if content_type != "text/csv":
         raise ValueError(f"content type {content_type} is not supported")
-    return [line for line in body.decode().splitlines() if line]
+    return [line for line in body.splitlines() if line]  # text/csv arrives decoded, as the container hands it
 def predict_fn(rows, model):
     if any(r == "sleep" for r in rows):
         import time; time.sleep(60)
@@ -66,14 +68,7 @@ open(out + "_SUCCESS", "w").write("")
 
 
 def _tarball(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return _deterministic_tar({name: text.encode() for name, text in files.items()})
 
 
 @pytest.fixture(scope="module")

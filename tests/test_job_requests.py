@@ -14,16 +14,9 @@ MODEL = "s3://gated-ml-lake/vertebral_column/models/job/output/model.tar.gz"
 
 @pytest.fixture
 def requests(spec, env, run):
-    return {
-        ("glue", "CreateJob"): jr.glue_create_job(spec, env, "s3://gated-ml-lake/vertebral_column/code/abc/etl.py"),
-        ("glue", "StartJobRun"): jr.glue_job_run(spec, env, run),
-        ("sagemaker", "CreateTrainingJob"): jr.training_job(spec, env, run, CODE),
-        ("sagemaker", "CreateHyperParameterTuningJob"): jr.tuning_job(spec, env, run, CODE),
-        ("sagemaker", "CreateModel"): jr.model(spec, env, run, MODEL, CODE),
-        ("sagemaker", "CreateTransformJob"): jr.transform_job(spec, env, run, "m"),
-        ("sagemaker", "CreateEndpointConfig"): jr.endpoint_config(spec, run, "m"),
-        ("sagemaker", "CreateEndpoint"): jr.endpoint(spec, "epc"),
-    }
+    from test_request_fields import every_request
+
+    return every_request(spec, env, run)
 
 
 def test_every_builder_output_is_valid(requests):
