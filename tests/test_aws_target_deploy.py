@@ -7,6 +7,7 @@ which :func:`aws_kit.stub_update_endpoint` adds in-process.
 """
 
 import copy
+import datetime as dt
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
@@ -149,3 +150,19 @@ def test_the_deferred_wait_for_the_endpoint_takes_its_attempts_from_the_configs_
     with pytest.raises(AirflowFailException, match=f"rolled back to {OLD_CONFIG}"):
         resumed.resume_execution("execute_complete", {"event": {"status": "success", "job_name": jr.endpoint_name(spec)}}, ctx)
     assert _serves(spec) == OLD_CONFIG
+
+
+def test_an_older_dates_deployment_is_skipped_when_a_later_dates_model_took_the_endpoint(aws, spec, env, run):
+    """Two dates of a backfill: 2026-11-08 deployed between 2026-11-01's request and its deploy; 11-01 never replaces it."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    later = jr.endpoint_config(spec, jr.Run(run.logical_date + dt.timedelta(days=7), 1), "old-model")
+    sm = client("sagemaker")
+    sm.create_endpoint_config(EndpointConfigName=later["EndpointConfigName"], ProductionVariants=later["ProductionVariants"])
+    sm.create_endpoint(EndpointName=jr.endpoint_name(spec), EndpointConfigName=later["EndpointConfigName"])
+    request, operator = _deploy(spec, env, run, aws)
+    with pytest.raises(AirflowSkipException, match="of a later run than this one"):
+        operator.execute(context())
+    assert _serves(spec) == later["EndpointConfigName"] and aws["updates"] == []
+    configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]}
+    assert request["EndpointConfig"]["EndpointConfigName"] not in configs  # nothing created for the skipped deployment

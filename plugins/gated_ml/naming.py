@@ -63,6 +63,15 @@ def for_try(name: str, try_number: int, max_len: int = MAX_LEN) -> str:
     return renamed
 
 
+_DATE_TOKEN = re.compile(r"-(\d{8}(?:t\d{4})?)-\d+$")
+
+
+def date_of(name: str) -> str | None:
+    """The :func:`date_token` a :func:`job_name` carries (sortable: a later run's is greater), or None for another name."""
+    found = _DATE_TOKEN.search(name)
+    return found.group(1) if found else None
+
+
 def try_of(name: str) -> int:
     """The try number a :func:`job_name` ends with."""
     return int(name.rsplit("-", 1)[1])

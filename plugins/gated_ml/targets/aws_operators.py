@@ -44,7 +44,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from botocore.exceptions import ClientError
 
 from gated_ml import naming
@@ -230,11 +230,12 @@ class DeployEndpointOperator(_FreshNames, SageMakerEndpointOperator):
         self.preprocess_config()
         config = self.config["EndpointConfig"]
         name = next(n for n in self.candidate_names() if self.describe_or_none(self.hook.describe_endpoint_config, n) is None)
+        wait = aws_waits.endpoint(config, self.check_interval)
+        previous = self.serving_config(wait)
+        self.skip_if_newer_serves(previous, name)
         self.use_name(name, context)
         self.config["Endpoint"]["EndpointConfigName"] = name
         self.hook.create_endpoint_config(config)
-        wait = aws_waits.endpoint(config, self.check_interval)
-        previous = self.serving_config(wait)
         context["ti"].xcom_push(key=PREVIOUS_XCOM, value=previous)  # defer kwargs are not kept by every runner (dag.test drops them)
         if previous is None:
             self.log.info("creating endpoint %s with %s", self.endpoint_name, name)
@@ -262,6 +263,19 @@ class DeployEndpointOperator(_FreshNames, SageMakerEndpointOperator):
         if not event or event.get("status") != "success":
             raise AirflowException(f"endpoint {self.endpoint_name} did not come into service with {name}: {event}")
         return self.check_new_config(name, previous)
+
+    def skip_if_newer_serves(self, previous: str | None, name: str) -> None:
+        """A model of a later date took the endpoint since this run's request was built (a backfill's older date): skip.
+
+        The request task checked the champion, but runs of several dates interleave their
+        request, deploy and result tasks (the endpoint pool serialises each task, not the
+        three); the endpoint's own config, read here in the serialised deploy, is the truth.
+        """
+        served, ours = naming.date_of(previous or ""), naming.date_of(name)
+        if served is not None and ours is not None and served > ours:
+            raise AirflowSkipException(
+                f"endpoint {self.endpoint_name} serves {previous}, of a later run than this one ({name}): a model trained on older data never replaces it"
+            )
 
     def serving_config(self, wait: aws_waits.Wait) -> str | None:
         """The config the endpoint serves now (after any update in flight), or None when there is no endpoint to update."""
