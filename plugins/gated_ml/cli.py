@@ -89,8 +89,26 @@ def demo(pipeline: str, ds: str) -> int:
         print(f"Running DAG {pipeline} for {earlier} first: its batch is in the window of {ds} (task logs follow)...", flush=True)
         if dag.test(logical_date=dt.datetime.fromisoformat(earlier).replace(tzinfo=dt.UTC)).state != "success":
             print(f"the run of {earlier} did not succeed; its batch is left out of the window of {ds} if a gate refused it", flush=True)
+    earlier_jobs = _jobs_of(spec, jr.Run(run_for, 1))
+    if earlier_jobs:
+        print(
+            f"note: this lake already holds jobs of ds={ds} from an earlier run ({', '.join(earlier_jobs)}). The same code reuses them;"
+            " if the code changed, a job of the same name is refused as AWS refuses it. `make clean` starts a fresh lake,"
+            " or clear the date's tasks in the UI to run them again under a new try.",
+            flush=True,
+        )
     print(f"Running DAG {pipeline} for logical date {ds} on the local target (task logs follow)...", flush=True)
     return _summary(spec, dag.test(logical_date=run_for))
+
+
+def _jobs_of(spec, run) -> list[str]:
+    """The local control plane's training and tuning jobs of this run's names (try 1)."""
+    from gated_ml.job_requests import MAX_TUNING_LEN
+    from gated_ml.local.control_plane import ControlPlane
+
+    control = ControlPlane()
+    names = {"training-jobs": run.name(spec, "train"), "tuning-jobs": run.name(spec, "tune", MAX_TUNING_LEN)}
+    return [name for kind, name in names.items() if control.get(kind, name) is not None]
 
 
 def setup() -> int:
