@@ -174,3 +174,21 @@ def test_a_spec_field_reaches_its_request_and_takes_a_local_path(field, value, o
     assert fidelity.refusals(operation, request) == []
     how, _ = fidelity.disposition(operation, path)
     assert how in ("honoured", "recorded")
+
+
+@pytest.mark.parametrize("column", ["true", "false", "null", "class"])
+def test_string_hyperparameters_reach_the_script_as_strings_after_the_toolkits_decoding(column, spec, env, run, tmp_path, monkeypatch):
+    """The toolkit JSON-decodes every hyperparameter (``environment.read_hyperparameters``): strings go JSON-encoded, as the SDK sends them."""
+    import json
+
+    from sagemaker_training import environment
+
+    data = spec.model_dump()
+    data["columns"] = [{**c, "name": column} if c["name"] == spec.target.column else c for c in data["columns"]]
+    renamed = spec.model_validate({**data, "target": {**data["target"], "column": column}})
+    hps = jr.training_job(renamed, env, run, CODE)["HyperParameters"]
+    path = tmp_path / "hyperparameters.json"
+    path.write_text(json.dumps(hps))
+    monkeypatch.setattr(environment, "hyperparameters_file_dir", str(path))
+    decoded = environment.read_hyperparameters()
+    assert decoded["target"] == column and decoded["problem_type"] == spec.problem_type

@@ -174,13 +174,20 @@ def final_metric(describe: dict, name: str) -> float | None:
     return next((m["Value"] for m in describe.get("FinalMetricDataList", []) if m["MetricName"] == name), None)
 
 
+def hyperparameter_value(value: int | float | str) -> str:
+    """A hyperparameter as the SDK sends it: numbers as their text, strings JSON-encoded (the toolkit decodes both)."""
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
 def static_hyperparameters(spec: PipelineSpec, code_uri: str) -> dict[str, str]:
     """Hyperparameters every training job gets: the script-mode contract plus the data schema."""
     hp = {
         "sagemaker_program": TRAIN_PROGRAM,
         "sagemaker_submit_directory": CODE_CHANNEL_SOURCEDIR if spec.security.network_isolation else code_uri,
-        "problem_type": spec.problem_type,
-        "target": spec.target.column,
+        # strings JSON-encoded, as the SageMaker SDK sends them: the toolkit JSON-decodes every value, so a column
+        # named `true` or `1e3` arrives as that string, not as a bool or a number
+        "problem_type": json.dumps(spec.problem_type),
+        "target": json.dumps(spec.target.column),
         "categorical": json.dumps({c.name: list(c.categories or ()) for c in spec.feature_columns if c.type == "string"}),
     }
     if spec.is_classification:
@@ -250,7 +257,7 @@ def _training_common(spec: PipelineSpec, env: Environment, run: Run, code_uri: s
 def training_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) -> dict:
     """``sagemaker.CreateTrainingJob`` with the spec's default hyperparameters."""
     hp = static_hyperparameters(spec, code_uri)
-    hp.update({k: str(v) for k, v in spec.training.hyperparameters.items()})
+    hp.update({k: hyperparameter_value(v) for k, v in spec.training.hyperparameters.items()})
     req = {"TrainingJobName": run.name(spec, "train"), "HyperParameters": hp, **_training_common(spec, env, run, code_uri)}
     req["Tags"] = _tags(spec, run)
     return validate_request("sagemaker", "CreateTrainingJob", req)
@@ -271,7 +278,7 @@ def tuning_job(spec: PipelineSpec, env: Environment, run: Run, code_uri: str) ->
     """``sagemaker.CreateHyperParameterTuningJob`` over the spec's ranges."""
     t = spec.tuning
     static = static_hyperparameters(spec, code_uri)
-    static.update({k: str(v) for k, v in spec.training.hyperparameters.items() if k not in t.ranges})
+    static.update({k: hyperparameter_value(v) for k, v in spec.training.hyperparameters.items() if k not in t.ranges})
     req = {
         "HyperParameterTuningJobName": run.name(spec, "tune", MAX_TUNING_LEN),
         "HyperParameterTuningJobConfig": {
