@@ -177,9 +177,10 @@ def start_transform(region: str, request: dict, fail_reason: str | None = None) 
         staging.stage_in(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
         from gated_ml.local.transform import run_transform_job
 
+        output = request["TransformOutput"]["S3OutputPath"]
+        before = staging.snapshot(output)
         describe = run_transform_job(request, {"PrimaryContainer": container}, ControlPlane())
-        for uri in describe.get("OutputFiles", []):
-            staging.upload(uri)
+        staging.publish_changes(output, before)  # what the job wrote under its S3OutputPath (its Describe names no files)
         finish(background.ended(job.transform_job_name, describe["TransformJobStatus"]), describe.get("FailureReason", ""))
 
     background.start(job.transform_job_name, work, lambda reason: finish(background.ended(job.transform_job_name, "Failed"), reason))
