@@ -191,7 +191,10 @@ def test_full_run_on_the_aws_target(airflow_db, landed, aws_target, spec):
     assert len(predictions) == len(test_rows) > 0
     runtime = boto3.client("sagemaker-runtime", endpoint_url=aws_target, region_name="us-east-1")
     body = "".join(row.split(",", 1)[1] + "\n" for row in test_rows[:5]).encode()
-    answers = [float(a) for a in runtime.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Body=body)["Body"].read().decode().split()]
+    answers = [
+        float(a)
+        for a in runtime.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Accept="text/csv", Body=body)["Body"].read().decode().split()
+    ]
     assert answers == pytest.approx(predictions[:5], abs=1e-6)
 
     # S3: what the pipeline itself wrote (code, splits, gate results, evaluation, registry)
