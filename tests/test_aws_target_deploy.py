@@ -2,20 +2,22 @@
 
 Against moto in this process, with the project's real smoke test (``deployment.smoke_check``)
 reading the test split and batch transform's predictions from the lake. moto answers
-``InvokeEndpoint`` from a queue of results (its documented way); it has no ``UpdateEndpoint``,
-which :func:`aws_kit.stub_update_endpoint` adds in-process.
+``InvokeEndpoint`` from a queue of results (its documented way); an endpoint that answers an
+error is a stock client with botocore's ``Stubber``. moto has no ``UpdateEndpoint``, which
+:func:`aws_kit.stub_update_endpoint` adds in-process.
 """
 
 import copy
 import datetime as dt
 
+import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from aws_kit import ACCOUNT, REGION, client, context, mocked_aws, stub_update_endpoint
 from gated_ml import job_requests as jr
 from gated_ml import storage
-from gated_ml.errors import Fault
+from gated_ml.errors import Fault, Refusal, SmokeTestFailed, SmokeTestUnanswered
 from gated_ml.evaluation import registry
 from gated_ml.naming import for_try
 from gated_ml.stages import deployment
@@ -166,3 +168,68 @@ def test_an_older_dates_deployment_is_skipped_when_a_later_dates_model_took_the_
     assert _serves(spec) == later["EndpointConfigName"] and aws["updates"] == []
     configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]}
     assert request["EndpointConfig"]["EndpointConfigName"] not in configs  # nothing created for the skipped deployment
+
+
+# --- a smoke test the endpoint could not answer (retried) vs one it answered wrongly (refused) -----
+def _runtime_answering(code: str, status: int):
+    """A stock ``sagemaker-runtime`` client whose next InvokeEndpoint is answered with this error (botocore's Stubber)."""
+    from botocore.stub import Stubber
+
+    runtime = client("sagemaker-runtime")
+    stubber = Stubber(runtime)
+    stubber.add_client_error("invoke_endpoint", service_error_code=code, service_message=f"injected {code}", http_status_code=status)
+    stubber.activate()
+    return runtime
+
+
+@pytest.mark.parametrize(("code", "status"), [("ModelError", 424), ("ServiceUnavailable", 503), ("ThrottlingException", 400)])
+def test_an_endpoint_that_could_not_answer_the_smoke_test_is_a_fault(aws, spec, env, run, code, status):
+    with pytest.raises(SmokeTestUnanswered, match=rf"{jr.endpoint_name(spec)} answered InvokeEndpoint with {code} \({status}\).*retried") as raised:
+        deployment.check_agreement(spec, env, run, _runtime_answering(code, status), aws["output_uris"])
+    assert isinstance(raised.value, Fault) and not isinstance(raised.value, Refusal)
+
+
+def test_an_endpoint_that_refuses_the_smoke_test_request_is_a_refusal(aws, spec, env, run):
+    with pytest.raises(SmokeTestFailed, match=r"ValidationError \(400\).*a retry would be answered the same"):
+        deployment.check_agreement(spec, env, run, _runtime_answering("ValidationError", 400), aws["output_uris"])
+
+
+def test_an_endpoint_that_cannot_be_reached_is_a_fault(aws, spec, env, run):
+    import socket
+
+    from botocore.config import Config
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    unreachable = boto3.client(
+        "sagemaker-runtime", region_name=REGION, endpoint_url=f"http://127.0.0.1:{port}", config=Config(retries={"total_max_attempts": 1}, connect_timeout=2)
+    )
+    with pytest.raises(SmokeTestUnanswered, match="did not answer InvokeEndpoint"):
+        deployment.check_agreement(spec, env, run, unreachable, aws["output_uris"])
+
+
+def test_answers_that_differ_from_batch_transform_stay_a_refusal(aws, spec, env, run):
+    _endpoint_answers(_rows(["0.91", "0.55", "0.77"]))
+    with pytest.raises(SmokeTestFailed, match=r"disagree on test rows \[1\]"):
+        deployment.check_agreement(spec, env, run, client("sagemaker-runtime"), aws["output_uris"])
+
+
+def test_a_smoke_test_the_endpoint_could_not_answer_rolls_back_and_fails_for_a_retry_that_deploys_again(aws, spec, env, run):
+    _serving_old_config(spec)
+    request, operator = _deploy(spec, env, run, aws)
+    operator.smoke_test = lambda _client, inputs: deployment.smoke_check(spec, env, run, _runtime_answering("ModelError", 424), **inputs)
+    with pytest.raises(SmokeTestUnanswered) as failed:  # a Fault: Airflow retries the task (not AirflowFailException)
+        operator.execute(context())
+    assert f"rolled back to {OLD_CONFIG}" in str(failed.value) and "registry is unchanged" in str(failed.value)
+    new = request["EndpointConfig"]["EndpointConfigName"]
+    assert aws["updates"] == [(jr.endpoint_name(spec), new), (jr.endpoint_name(spec), OLD_CONFIG)]
+    assert _serves(spec) == OLD_CONFIG and registry.champion(spec, env) is None
+
+    _endpoint_answers(_rows(PREDICTIONS))  # the retry: the endpoint answers now
+    _, retry = _deploy(spec, env, run, aws)
+    ctx = context(try_number=2)
+    retry.execute(ctx)
+    fresh = for_try(new, 2)
+    assert ctx["ti"].xcom[NAME_XCOM] == fresh and _serves(spec) == fresh
+    assert aws["updates"][2:] == [(jr.endpoint_name(spec), fresh)]

@@ -1,5 +1,6 @@
 """DAG integrity: every DAG imports cleanly and cheaply, has an owner, retries, tags and docs."""
 
+import datetime as dt
 import subprocess
 import sys
 
@@ -30,6 +31,14 @@ def test_dag_properties(bag):
         for t in dag.tasks:
             assert t.owner == "ml-platform"
             assert t.retries >= 1, t.task_id
+            assert t.retry_delay == dt.timedelta(minutes=1), t.task_id  # the shipped specs' default
+
+
+def test_the_retry_delay_comes_from_the_spec(spec):
+    from gated_ml.dag_factory import build_dag
+
+    dag = build_dag(spec.model_copy(update={"retries": 2, "retry_delay_seconds": 5}))
+    assert {(t.retries, t.retry_delay) for t in dag.tasks} == {(2, dt.timedelta(seconds=5))}
 
 
 def test_no_cycles_and_the_stage_order(bag):

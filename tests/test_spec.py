@@ -38,6 +38,7 @@ def test_bundled_spec_loads(spec):
         ('objective_metric: "validation:logloss"', 'objective_metric: "valid:logloss"', "tuning.objective_metric", "'validation:logloss'"),
         ("objective_type: Minimize", "objective_type: Maximize", "tuning.objective_type", "better when lower; use Minimize"),
         ("  decision_threshold: 0.5", "  decision_threshold: 0.5\n  champion_metric: macro_f1", "evaluation.champion_metric", "use one of"),
+        ("retries: 1\n", "retries: 1\nretry_delay_seconds: -5\n", "retry_delay_seconds", "greater than or equal to 0"),
     ],
 )
 def test_invalid_spec_names_file_field_and_allowed(tmp_path, old, new, field, hint):

@@ -205,7 +205,7 @@ def build_dag(spec: PipelineSpec) -> DAG:
         max_active_runs=spec.max_active_runs,
         doc_md=_doc(spec),
         tags=["gated-ml", spec.problem_type, *spec.tags],
-        default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": dt.timedelta(minutes=1)},
+        default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": dt.timedelta(seconds=spec.retry_delay_seconds)},
     ) as dag:
         code = stage_task(spec, target, "package_code", lambda s, e, r: code_stage.package_code(s, e))
         ingest = ingest_group(spec, target)

@@ -85,6 +85,14 @@ class GlueJobFault(Fault):
     """A Glue job run failed for a reason that is not its data (out of memory, a lost executor)."""
 
 
+class SmokeTestUnanswered(Fault):
+    """The endpoint could not answer the smoke test (``ModelError``, a 5xx, a throttle, a lost connection): roll back, retry.
+
+    Unlike :class:`SmokeTestFailed` (the endpoint answered, and its answers differ from batch
+    transform's, which a retry cannot change), this says nothing about the model's answers.
+    """
+
+
 class UncommittedBatch(Refusal):
     """A curated prefix without its commit marker: its writer has not finished (or failed); nothing under it may be read."""
 

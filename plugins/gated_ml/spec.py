@@ -229,6 +229,7 @@ class PipelineSpec(_Strict):
     catchup: bool = Field(False, description="create a run for every missed interval since start_date")
     max_active_runs: int = Field(1, ge=1, le=16, description="runs of this DAG at once (a backfill sets its own)")
     retries: int = Field(1, ge=0, le=10)
+    retry_delay_seconds: int = Field(60, ge=0, le=3600, description="how long a failed task waits before its retry (Airflow's retry_delay)")
     problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
     source: Source
     columns: tuple[Column, ...]

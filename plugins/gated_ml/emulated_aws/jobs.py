@@ -180,7 +180,7 @@ def start_transform(region: str, request: dict, fail_reason: str | None = None) 
         output = request["TransformOutput"]["S3OutputPath"]
         before = staging.snapshot(output)
         describe = run_transform_job(request, {"PrimaryContainer": container}, ControlPlane())
-        staging.publish_changes(output, before)  # the <input key>.out objects the job wrote
+        staging.publish_changes(output, before)  # what the job wrote under its S3OutputPath (its Describe names no files)
         finish(background.ended(job.transform_job_name, describe["TransformJobStatus"]), describe.get("FailureReason", ""))
 
     background.start(job.transform_job_name, work, lambda reason: finish(background.ended(job.transform_job_name, "Failed"), reason))

@@ -3,7 +3,8 @@
 A model is deployed only when the model gate approved it and no model trained on newer data
 serves (:func:`check_deployable`). The smoke test sends test rows through a stock boto3
 ``sagemaker-runtime`` client and requires the endpoint's answers to equal batch
-transform's (:func:`check_agreement`): targets run it before a new model takes traffic
+transform's (:func:`check_agreement`; answers that differ are a refusal, an endpoint that
+could not answer is a fault, retried): targets run it before a new model takes traffic
 (``Step.check``) and the ``smoke_test_endpoint`` task runs it again through the public
 endpoint. The model is crowned champion in the registry when its endpoint serves.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from gated_ml import job_requests as jr
-from gated_ml.errors import SkipDeployment, SmokeTestFailed
+from gated_ml.errors import SkipDeployment, SmokeTestFailed, SmokeTestUnanswered
 from gated_ml.evaluation import registry
 from gated_ml.evaluation.predictions import read_predictions
 from gated_ml.job_requests import Environment, Run
@@ -39,15 +40,45 @@ def check_deployable(spec: PipelineSpec, env: Environment, run: Run, evaluation:
         raise SkipDeployment(f"a newer model (version {champ['version']}, ds={champ['ds']}) serves: a backfill of ds={run.ds} never replaces it")
 
 
+# the runtime's answers that say nothing about the model's predictions: the container failed or the service is busy
+TRANSIENT_CODES = ("ModelError", "ModelNotReadyException", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "InternalDependencyException")
+
+
+def invoke(client, endpoint: str, body: str) -> str:
+    """The endpoint's answer to ``body`` (CSV rows); an error is judged transient (retried) or not.
+
+    ``ModelError`` (the container failed, 424), a 5xx, a throttle or a lost connection is
+    :class:`SmokeTestUnanswered`, a :class:`~gated_ml.errors.Fault`: the deployment rolls back
+    and the task is retried. Any other error the runtime answers (a ``ValidationError``, access
+    denied) would answer a retry the same way: :class:`SmokeTestFailed`, never retried.
+    """
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    try:
+        response = client.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv", Body=body.encode())
+        return response["Body"].read().decode()
+    except ClientError as e:
+        error, status = e.response.get("Error", {}), e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        said = f"smoke test: endpoint {endpoint} answered InvokeEndpoint with {error.get('Code')} ({status}): {error.get('Message', '')}"
+        if error.get("Code") in TRANSIENT_CODES or status >= 500:
+            raise SmokeTestUnanswered(f"{said}; its predictions are unknown: the deployment is retried (if it persists, read the container's log)") from e
+        raise SmokeTestFailed(f"{said}; a retry would be answered the same: fix the endpoint config, the model or the IAM policy") from e
+    except (ConnectionError, HTTPClientError) as e:
+        raise SmokeTestUnanswered(f"smoke test: endpoint {endpoint} did not answer InvokeEndpoint ({e}); the deployment is retried") from e
+
+
 def check_agreement(spec: PipelineSpec, env: Environment, run: Run, client, output_uris: list[str]) -> int:
-    """Invoke the endpoint through a boto3 ``sagemaker-runtime`` client with test rows; the answers must equal batch transform's."""
+    """Invoke the endpoint through a boto3 ``sagemaker-runtime`` client with test rows; the answers must equal batch transform's.
+
+    Answers that differ (or a wrong number of them) are :class:`SmokeTestFailed`, never
+    retried; an endpoint that could not answer is :class:`SmokeTestUnanswered`, retried (:func:`invoke`).
+    """
     import numpy as np
 
     n = spec.endpoint.smoke_test_rows
     test_lines = test_records(spec, env, run)[:n]
     body = "".join(line.split(",", 1)[1] + "\n" for line in test_lines)  # drop the label, as InputFilter $[1:] does
-    response = client.invoke_endpoint(EndpointName=jr.endpoint_name(spec), ContentType="text/csv", Accept="text/csv", Body=body.encode())
-    answers = [line for line in response["Body"].read().decode().splitlines() if line.strip()]
+    answers = [line for line in invoke(client, jr.endpoint_name(spec), body).splitlines() if line.strip()]
     expected = read_predictions(spec, output_uris)["prediction"].tolist()[: len(test_lines)]
     if len(answers) != len(test_lines):
         raise SmokeTestFailed(f"smoke test: the endpoint answered {len(answers)} predictions for {len(test_lines)} rows")
@@ -115,7 +146,7 @@ def smoke_test(spec: PipelineSpec, env: Environment, run: Run, endpoint: dict, o
     skip_if_replaced("since this run deployed,")
     try:
         rows = check_agreement(spec, env, run, client, output_uris)
-    except SmokeTestFailed:
+    except (SmokeTestFailed, SmokeTestUnanswered):
         skip_if_replaced("while the smoke test ran,")
         raise
     log.info("smoke test: %d rows, endpoint %s agrees with batch transform", rows, endpoint["endpoint_name"])

@@ -21,7 +21,8 @@ time limit when the task runs (:mod:`gated_ml.targets.aws_waits`).
 
 **Deployment.** :class:`DeployEndpointOperator` updates (or creates) the endpoint, smoke-tests
 it through a stock ``sagemaker-runtime`` client, and rolls it back to the endpoint config it
-served before when the test fails.
+served before when the test fails: without retry when the answers disagree, for a retry
+when the endpoint could not answer.
 
 **Glue refusals.** :class:`GlueEtlOperator` reads a failed run's ``ErrorMessage``: the
 script's refusal of its data fails the task without retry; anything else is retried.
@@ -48,7 +49,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from botocore.exceptions import ClientError
 
 from gated_ml import naming
-from gated_ml.errors import Fault, SmokeTestFailed, airflow_outcome, glue_run_failure
+from gated_ml.errors import Fault, SmokeTestFailed, SmokeTestUnanswered, airflow_outcome, glue_run_failure
 from gated_ml.targets import aws_waits
 from gated_ml.targets.arrival import NamesTheMissingBatch
 
@@ -203,8 +204,11 @@ class DeployEndpointOperator(_FreshNames, SageMakerEndpointOperator):
     ``smoke_test(client, inputs)`` (``Step.check``) runs through a stock ``sagemaker-runtime``
     client once the endpoint is in service with the new config. When it fails, the endpoint
     is updated back to the config it served before and waited for (deleted when it served
-    nothing before, as the `local` target never deploys a model that failed), and the task
-    fails without retry: the result task, which crowns the model, never runs.
+    nothing before, as the `local` target never deploys a model that failed); the result
+    task, which crowns the model, never runs. Answers that differ from batch transform's fail
+    the task without retry (:class:`SmokeTestFailed`); an endpoint that could not answer
+    (``ModelError``, a 5xx: :class:`SmokeTestUnanswered`) fails it for a retry, which
+    creates the config under the next free name and deploys again.
 
     Why not SageMaker's deployment guardrails (blue/green with ``AutoRollbackConfiguration``):
     their rollback fires on CloudWatch alarms, which need metrics, alarms and their IAM in
@@ -309,6 +313,8 @@ class DeployEndpointOperator(_FreshNames, SageMakerEndpointOperator):
             rows = self.smoke_test(client, self.smoke_inputs)
         except SmokeTestFailed as e:
             _fail(SmokeTestFailed(f"{e}; {self.roll_back(previous)}"))
+        except SmokeTestUnanswered as e:
+            raise SmokeTestUnanswered(f"{e}; {self.roll_back(previous)}; the retry deploys again under a fresh endpoint config name") from e
         except Exception:
             self.log.exception("the smoke test of %s could not run", name)
             self.roll_back(previous)
