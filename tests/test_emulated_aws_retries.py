@@ -27,6 +27,7 @@ import pytest
 
 from conftest import ROOT
 from harness.fixtures import spec_copy
+from test_pipeline_aws import aws_environment
 
 pytestmark = pytest.mark.e2e
 BUCKET = "gated-ml-retries-lake"
@@ -57,16 +58,7 @@ def emulator(tmp_path_factory):
 def aws(airflow_db, emulator, specs, tmp_path_factory):
     """This process (the tasks of ``dag.test()``) pointed at the emulator, with the spec copy; the lake bucket exists."""
     env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": emulator.url, "region_name": "us-east-1"}}),
-        "AIRFLOW_VAR_GATED_ML_BUCKET": BUCKET,
-        "AIRFLOW_VAR_GATED_ML_SAGEMAKER_ROLE_ARN": ROLE,
-        "AIRFLOW_VAR_GATED_ML_GLUE_ROLE_ARN": "arn:aws:iam::123456789012:role/gated-ml-glue",
-        "AIRFLOW__GATED_ML__TARGET": "aws",
-        "AIRFLOW__GATED_ML__DEFERRABLE": "true",  # dag.test runs each trigger inline
-        "AIRFLOW__GATED_ML__POLL_SECONDS": "1",
+        **aws_environment(emulator.url, BUCKET),
         "AIRFLOW__GATED_ML__SPEC_DIR": str(specs),
         "AIRFLOW__GATED_ML__GX_DIR": str(tmp_path_factory.mktemp("gx")),  # no suite files: the gates run what the spec copy generates
     }

@@ -37,20 +37,25 @@ def moto_server(emulator):
     return emulator.url
 
 
-@pytest.fixture
-def aws_target(moto_server, monkeypatch, tmp_path):
-    env = {
+def aws_environment(endpoint_url: str, bucket: str = BUCKET) -> dict[str, str]:
+    """The settings that point this process's Airflow (and the aws target) at an AWS emulator."""
+    return {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"}}),
-        "AIRFLOW_VAR_GATED_ML_BUCKET": BUCKET,
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": endpoint_url, "region_name": "us-east-1"}}),
+        "AIRFLOW_VAR_GATED_ML_BUCKET": bucket,
         "AIRFLOW_VAR_GATED_ML_SAGEMAKER_ROLE_ARN": ROLE,
         "AIRFLOW_VAR_GATED_ML_GLUE_ROLE_ARN": "arn:aws:iam::123456789012:role/gated-ml-glue",
         "AIRFLOW__GATED_ML__TARGET": "aws",
         "AIRFLOW__GATED_ML__DEFERRABLE": "true",  # dag.test runs each trigger inline
         "AIRFLOW__GATED_ML__POLL_SECONDS": "1",
     }
+
+
+@pytest.fixture
+def aws_target(moto_server, monkeypatch, tmp_path):
+    env = aws_environment(moto_server)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     from gated_ml import storage
