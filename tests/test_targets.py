@@ -24,6 +24,9 @@ class RecordingTarget(Target):
     def runtime_client(self, endpoint):
         raise AssertionError("the factory must not make a client at parse time")
 
+    def registry_client(self):
+        raise AssertionError("the factory must not make a client at parse time")
+
     def arrival_sensor(self, spec, task_id):
         from airflow.providers.standard.operators.empty import EmptyOperator
 

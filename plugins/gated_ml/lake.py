@@ -90,6 +90,18 @@ class Locations:
     def registry(self) -> str:
         return self._uri("registry") + "/"
 
+    def runs(self, ds: str) -> str:
+        """What a training run was asked to do: its trigger-form params (``params.json``)."""
+        return self._uri("runs", f"ds={ds}") + "/"
+
+    def scoring(self, ds: str) -> str:
+        """The batch of new rows (features only) the scoring DAG scores for ``ds``."""
+        return self._uri("scoring", f"ds={ds}") + "/"
+
+    def predictions(self, ds: str) -> str:
+        """The scoring DAG's predictions for ``ds``, with the model version beside each file."""
+        return self._uri("predictions", f"ds={ds}") + "/"
+
 
 def files_under(base: Path) -> list[Path]:
     """Files below a local folder, sorted, skipping hidden and Spark/Hadoop bookkeeping files (``.crc``, ``_SUCCESS``)."""

@@ -17,6 +17,7 @@ import subprocess
 
 from gated_ml import batch_commit, storage
 from gated_ml import job_requests as jr
+from gated_ml.errors import StageError
 from gated_ml.spec import PROJECT_ROOT, PipelineSpec
 
 DECISIONS = ("Approved", "Rejected", "PendingManualApproval")
@@ -95,3 +96,40 @@ def crown(spec: PipelineSpec, env, version: int, endpoint_config: str) -> dict:
     pointer = {"version": version, "endpoint_config": endpoint_config, "deployed_at": dt.datetime.now(dt.UTC).isoformat()}
     storage.write(_prefix(spec, env) + "champion.json", json.dumps(pointer, indent=2))
     return pointer
+
+
+def approved(spec: PipelineSpec, env, client) -> dict | None:
+    """The approved model: the newest ``Approved`` version of the pipeline's model package group, or ``None``.
+
+    ``client`` is a boto3-shaped ``sagemaker`` client (``Target.registry_client()``: SageMaker's
+    Model Registry on ``aws``, :class:`~gated_ml.local.model_registry.ModelRegistryClient`
+    locally). The answer joins the package (ARN, version, approval) with the lake's version
+    record it names (``CustomerMetadataProperties.registry_version``: model name, data, ds).
+    """
+    summaries, token = [], None
+    while True:
+        page = client.list_model_packages(
+            ModelPackageGroupName=spec.slug, ModelApprovalStatus="Approved", **({"NextToken": token} if token else {}), MaxResults=100
+        )
+        summaries += page.get("ModelPackageSummaryList", [])
+        token = page.get("NextToken")
+        if not token:
+            break
+    if not summaries:
+        return None
+    newest = max(summaries, key=lambda s: s["ModelPackageVersion"])
+    package = client.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+    number = int(package.get("CustomerMetadataProperties", {}).get("registry_version", 0))
+    version = next((v for v in versions(spec, env) if v["version"] == number), None)
+    if version is None:
+        raise StageError(
+            f"model package {package['ModelPackageArn']} is Approved but names registry version {number}, which {_prefix(spec, env)}versions/ does not hold: "
+            "was the lake cleared while the Model Registry was not? Reject that package, or restore the version record"
+        )
+    return {
+        **version,
+        "model_package_arn": package["ModelPackageArn"],
+        "model_package_version": package["ModelPackageVersion"],
+        "approval": package["ModelApprovalStatus"],
+        "approval_description": package.get("ApprovalDescription"),
+    }

@@ -228,6 +228,9 @@ class AwsTarget(Target):
     def runtime_client(self, endpoint: dict):
         return self.client("sagemaker-runtime")
 
+    def registry_client(self):
+        return self.client("sagemaker")
+
     @staticmethod
     def as_ran(verb: AwsVerb, request: dict, name: str | None) -> dict:
         """The request as its operator sent it: under the name it used (a retry's fresh one), for the result task."""

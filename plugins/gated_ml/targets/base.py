@@ -53,6 +53,10 @@ class Target(abc.ABC):
         """A stock boto3 ``sagemaker-runtime`` client for the deployed ``endpoint`` (a deploy step's result)."""
 
     @abc.abstractmethod
+    def registry_client(self):
+        """A boto3-shaped ``sagemaker`` client for the Model Registry calls (describe, list, update model packages); run time only."""
+
+    @abc.abstractmethod
     def arrival_sensor(self, spec, task_id: str):
         """A deferrable sensor waiting for the run's batch in ``landing/ds=<ds>/``; fails naming it after ``arrival.timeout_minutes``."""
 

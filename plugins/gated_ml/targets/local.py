@@ -34,6 +34,11 @@ class LocalTarget(Target):
 
         return runtime_client(endpoint["url"])
 
+    def registry_client(self):
+        from gated_ml.local.model_registry import ModelRegistryClient
+
+        return ModelRegistryClient()
+
     def run_step(self, step, spec, env, run, **inputs):
         """Build the step's request, run its verb here, read the answer; ``None`` when there is nothing to do."""
         request = step.request(spec, env, run, **inputs)
