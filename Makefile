@@ -26,8 +26,9 @@ demo: install airflow-db
 	$(PY) -m gated_ml.cli demo --pipeline $(PIPELINE) --ds $(DS) $(if $(TARGET),--target $(TARGET))
 
 # Land dated batches cut from the bundled data: make replay PIPELINE=wine_quality FROM=2026-11-01 TO=2026-11-15
+# (ZONE=scoring: the scoring DAG's batches of new rows, target dropped, under scoring/ds=.../)
 replay: install
-	$(PY) -m gated_ml.cli replay --pipeline $(PIPELINE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
+	$(PY) -m gated_ml.cli replay --pipeline $(PIPELINE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ZONE),--zone $(ZONE))
 
 # Lint, then the whole suite (what CI runs).
 test: lint

@@ -6,6 +6,8 @@ pipelines' DAGs load as usual.
 """
 
 from gated_ml.dag_factory import build_dags
+from gated_ml.scoring_dag import build_scoring_dags
 from gated_ml.spec import spec_paths
 
 globals().update(build_dags(spec_paths()))
+globals().update(build_scoring_dags(spec_paths()))  # <pipeline>_scoring

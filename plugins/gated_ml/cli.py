@@ -125,17 +125,17 @@ def setup() -> int:
     return 0
 
 
-def replay(pipeline: str, ds_from: str | None, ds_to: str | None) -> int:
+def replay(pipeline: str, ds_from: str | None, ds_to: str | None, zone: str = "landing") -> int:
     from gated_ml import replay as upstream
     from gated_ml.spec import load_pipeline
     from gated_ml.targets import configured
 
     spec = load_pipeline(pipeline)
-    dates = upstream.batch_dates(spec)
-    written = upstream.land(spec, configured().environment(), ds_from or dates[0], ds_to or dates[-1])
+    dates = upstream.dates(spec, zone)
+    written = upstream.land(spec, configured().environment(), ds_from or dates[0], ds_to or dates[-1], zone)
     for uri in written:
         print(f"landed {uri}")
-    print(f"{len(written)} batches landed; the replay dates of {pipeline} are {', '.join(dates)}")
+    print(f"{len(written)} batches landed in {zone}/; the {zone} replay dates of {pipeline} are {', '.join(dates)}")
     return 0
 
 
@@ -187,12 +187,13 @@ def main(argv=None) -> int:
     r.add_argument("--pipeline", required=True)
     r.add_argument("--from", dest="ds_from", help="first date to land (default: the first batch)")
     r.add_argument("--to", dest="ds_to", help="last date to land (default: the last batch)")
+    r.add_argument("--zone", choices=("landing", "scoring"), default="landing", help="landing: training batches; scoring: new rows for the scoring DAG")
     sub.add_parser("setup", help="create what runs need in Airflow's database (the endpoint pools)")
     a = p.parse_args(argv)
     if a.command == "setup":
         return setup()
     if a.command == "replay":
-        return replay(a.pipeline, a.ds_from, a.ds_to)
+        return replay(a.pipeline, a.ds_from, a.ds_to, a.zone)
     if a.command == "demo" and a.target == "aws-emulated":
         from pathlib import Path
 

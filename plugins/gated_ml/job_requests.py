@@ -359,6 +359,37 @@ def transform_job(spec: PipelineSpec, env: Environment, run: Run, model_name: st
     return validate_request("sagemaker", "CreateTransformJob", req)
 
 
+SCORE_STAGE = "score"
+
+
+def scoring_transform_job(spec: PipelineSpec, env: Environment, run: Run, model_name: str, input_uri: str, output_uri: str) -> dict:
+    """``sagemaker.CreateTransformJob``: a gated scoring batch through an existing (approved) model.
+
+    The input holds the features only, no header; ``JoinSource: Input`` appends each
+    prediction to its input record, so the output is the rows as scored plus their prediction.
+    """
+    req = {
+        "TransformJobName": run.name(spec, SCORE_STAGE),
+        "ModelName": model_name,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+            "CompressionType": "None",
+        },
+        "TransformOutput": {"S3OutputPath": output_uri, "Accept": "text/csv", "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": spec.training.instance_type, "InstanceCount": 1},
+        "DataProcessing": {"JoinSource": "Input"},
+        "Tags": _tags(spec, run),
+    }
+    if spec.security.kms_key_id:
+        req["TransformOutput"]["KmsKeyId"] = spec.security.kms_key_id
+        req["TransformResources"]["VolumeKmsKeyId"] = spec.security.kms_key_id
+    return validate_request("sagemaker", "CreateTransformJob", req)
+
+
 def endpoint_name(spec: PipelineSpec) -> str:
     """One endpoint per pipeline; each deployment gives it a new endpoint config."""
     return spec.slug

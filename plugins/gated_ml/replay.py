@@ -6,12 +6,17 @@ replayed, on every machine. Each batch is a file in the source's own format (an 
 repeats the ARFF header, a csv batch its header line) named like the source, under
 ``landing/ds=<date>/``. A landed batch is never overwritten: the landing zone belongs to
 upstream, and a run that already read a batch must find the same bytes there.
+
+Scoring batches (``zone="scoring"``, :class:`gated_ml.spec.ScoringReplay`) are new rows for
+the ``<pipeline>_scoring`` DAG: per date, a deterministic draw of the bundled rows, in the
+source's format with the target column dropped, under ``scoring/ds=<date>/``.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import logging
 import random
 
@@ -69,12 +74,58 @@ def _cut_by_date(spec: PipelineSpec, rows: list[str], declared: list[str] | None
     return parts
 
 
-def batches(spec: PipelineSpec) -> dict[str, bytes]:
-    """Every replay batch of the spec's source file, by ``ds``, in the source's format."""
+def scoring_dates(spec: PipelineSpec) -> list[str]:
+    r = spec.scoring.replay
+    first = r.first_ds or (spec.replay.first_ds if spec.replay else None)
+    if first is None:
+        raise StageError(f"include/pipelines/{spec.name}.yaml: set scoring.replay.first_ds (there is no replay section to take it from)")
+    return [(first + dt.timedelta(days=r.every_days * k)).isoformat() for k in range(r.batches)]
+
+
+def _without_target(spec: PipelineSpec, head: list[str], rows: list[str], declared: list[str] | None) -> tuple[list[str], list[str]]:
+    """The header and rows with the target field removed (an ARFF ``@attribute`` line, a csv header field, each row's field)."""
+    fmt = jr.raw_format(spec)
+    n_fields = len(next(csv.reader([rows[0].strip()], delimiter=spec.source.delimiter, skipinitialspace=True))) if rows else len(spec.columns)
+    names = fmt.column_names(declared, n_fields)
+    if spec.target.column not in names:
+        raise StageError(f"replay: {spec.source.path} has no {spec.target.column!r} field to drop (it has {names})")
+    at = names.index(spec.target.column)
+
+    def drop(line: str) -> str:
+        fields = next(csv.reader([line.strip()], delimiter=spec.source.delimiter, skipinitialspace=True))
+        out = io.StringIO()
+        csv.writer(out, delimiter=spec.source.delimiter, lineterminator="\n").writerow(fields[:at] + fields[at + 1 :])
+        return out.getvalue()
+
+    if spec.source.format == "arff":
+        attributes = [i for i, line in enumerate(head) if line.lstrip().lower().startswith("@attribute")]
+        head = [line for i, line in enumerate(head) if i != attributes[at]]
+    elif head:
+        head = [*head[:-1], drop(head[-1])]
+    return head, [drop(line) for line in rows]
+
+
+def scoring_batches(spec: PipelineSpec) -> dict[str, bytes]:
+    """Every scoring replay batch, by ``ds``: ``scoring.replay.rows`` rows drawn per date (seeded by the date), target dropped."""
+    head, rows, declared = _source(spec)
+    head, rows = _without_target(spec, head, rows, declared)
+    out = {}
+    for ds in scoring_dates(spec):
+        drawn = sorted(random.Random(f"{spec.split.seed}/{ds}").sample(range(len(rows)), min(spec.scoring.replay.rows, len(rows))))
+        out[ds] = ("".join(head) + "".join(rows[i] for i in drawn)).encode("utf-8")
+    return out
+
+
+def _source(spec: PipelineSpec) -> tuple[list[str], list[str], list[str] | None]:
     path = PROJECT_ROOT / spec.source.path
     if not path.is_file():
         raise StageError(f"source file {path} (source.path in include/pipelines/{spec.name}.yaml) does not exist")
-    head, rows, declared = jr.raw_format(spec).split_lines(path.read_text(encoding="utf-8"))
+    return jr.raw_format(spec).split_lines(path.read_text(encoding="utf-8"))
+
+
+def batches(spec: PipelineSpec) -> dict[str, bytes]:
+    """Every replay batch of the spec's source file, by ``ds``, in the source's format."""
+    head, rows, declared = _source(spec)
     parts = _cut_by_date(spec, rows, declared) if _replay(spec).date_column else _cut_in_order(spec, rows)
     out = {}
     for ds, part in zip(batch_dates(spec), parts, strict=True):
@@ -83,18 +134,30 @@ def batches(spec: PipelineSpec) -> dict[str, bytes]:
     return out
 
 
-def land(spec: PipelineSpec, env, ds_from: str, ds_to: str) -> list[str]:
-    """Land the replay batches dated ``ds_from``..``ds_to`` (inclusive); return the URIs written.
+ZONES = ("landing", "scoring")
 
-    A batch already in the landing zone is left as it is (and not returned).
+
+def dates(spec: PipelineSpec, zone: str = "landing") -> list[str]:
+    """The replay dates of a zone: training batches (``landing``) or scoring batches (``scoring``)."""
+    return scoring_dates(spec) if zone == "scoring" else batch_dates(spec)
+
+
+def land(spec: PipelineSpec, env, ds_from: str, ds_to: str, zone: str = "landing") -> list[str]:
+    """Land the replay batches of ``zone`` dated ``ds_from``..``ds_to`` (inclusive); return the URIs written.
+
+    A batch already in the zone is left as it is (and not returned).
     """
+    if zone not in ZONES:
+        raise StageError(f"replay: zone {zone!r} is not one of {list(ZONES)}")
     if ds_from > ds_to:
         raise StageError(f"replay: FROM {ds_from} is after TO {ds_to}")
     written = []
-    for ds, body in batches(spec).items():
+    cut = scoring_batches(spec) if zone == "scoring" else batches(spec)
+    loc = jr.locations(spec, env)
+    for ds, body in cut.items():
         if not ds_from <= ds <= ds_to:
             continue
-        uri = jr.locations(spec, env).landing(ds) + jr.raw_file_name(spec)
+        uri = (loc.scoring(ds) if zone == "scoring" else loc.landing(ds)) + jr.raw_file_name(spec)
         if storage.exists(uri):
             log.info("replay: %s already landed, left as it is", uri)
             continue

@@ -219,6 +219,39 @@ class Replay(_Strict):
         return self
 
 
+class ScoringReplay(_Strict):
+    """How ``make replay ZONE=scoring`` lands scoring batches (for demos and tests).
+
+    Batch dates are ``first_ds`` (default: the training replay's first date), then every
+    ``every_days`` days, ``batches`` of them. Each batch is ``rows`` rows of the bundled
+    source file drawn with a seed of ``split.seed`` and the date (the same rows for a date on
+    every machine), in the source's format, the target column dropped.
+    """
+
+    first_ds: dt.date | None = None
+    batches: int = Field(4, ge=1, le=520)
+    every_days: int = Field(7, ge=1, le=366)
+    rows: int = Field(40, ge=1, le=100_000)
+
+
+class Scoring(_Strict):
+    """The ``<pipeline>_scoring`` DAG: new rows in ``scoring/ds=<ds>/`` scored by the approved model."""
+
+    schedule: str | None = Field("@weekly", description="cron or preset; null: only when a new model is approved")
+    max_drift_kl: float = Field(0.5, gt=0, description="a batch with any numeric feature's KL divergence from the training baseline above it is refused")
+    arrival: Arrival | None = Field(None, description="how long a scheduled run waits for its batch; default: the spec's arrival")
+    replay: ScoringReplay = ScoringReplay()
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str | None) -> str | None:
+        from croniter import croniter
+
+        if schedule is not None and not croniter.is_valid(schedule):
+            raise ValueError(f"{schedule!r} is not a cron expression or preset (e.g. '0 6 * * *', '@daily'); null scores only when a model is approved")
+        return schedule
+
+
 class PipelineSpec(_Strict):
     name: Annotated[str, Field(pattern=_NAME)]
     description: str
@@ -244,6 +277,7 @@ class PipelineSpec(_Strict):
     arrival: Arrival = Arrival()
     window: Window = Window()
     replay: Replay | None = None
+    scoring: Scoring = Scoring()
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSpec:
@@ -293,6 +327,15 @@ class PipelineSpec(_Strict):
     def slug(self) -> str:
         """The pipeline name as AWS resource names spell it (hyphens, no underscores)."""
         return self.name.replace("_", "-")
+
+    @property
+    def scoring_dag_id(self) -> str:
+        return f"{self.name}_scoring"
+
+    @property
+    def scoring_arrival(self) -> Arrival:
+        """How long a scoring run waits for its batch: ``scoring.arrival``, else the spec's ``arrival``."""
+        return self.scoring.arrival or self.arrival
 
     @property
     def feature_columns(self) -> list[Column]:

@@ -20,7 +20,7 @@ from gated_ml.spec import PipelineSpec
 # a number, or empty / "?" (missing: counted by the nulls check after ETL, not here)
 NUMERIC_REGEX = r"^\s*(?:\?|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)?\s*$"
 SPLITS = ("train", "validation", "test")
-GATES = ("landing", "curated", "splits", "transform_input", "predictions")
+GATES = ("landing", "curated", "splits", "transform_input", "predictions", "scoring_input", "scoring_predictions")
 _SEVERITY = {"fail": "critical", "warn": "warning"}
 
 
@@ -32,8 +32,9 @@ class _Suite:
     def __init__(self, spec: PipelineSpec):
         self.spec, self.items = spec, []
 
-    def add(self, type_: str, check: str, **kwargs) -> None:
-        severity = _SEVERITY[self.spec.gates.severity_of(check)]
+    def add(self, type_: str, check: str, severity: str | None = None, **kwargs) -> None:
+        """One expectation; its severity is the spec's for ``check`` unless ``severity`` (fail | warn) fixes it."""
+        severity = _SEVERITY[severity or self.spec.gates.severity_of(check)]
         self.items.append({"type": type_, "kwargs": kwargs, "meta": {"check": check}, "severity": severity})
 
 
@@ -127,9 +128,60 @@ def predictions(spec: PipelineSpec) -> list[dict]:
     return s.items
 
 
+def scoring_input(spec: PipelineSpec) -> list[dict]:
+    """A scoring batch (features, typed) before the approved model sees it: schema, nulls, categories, drift.
+
+    Drift always fails here: a batch drifted past ``scoring.max_drift_kl`` from the training
+    baseline is outside what the model was trained on, whatever ``gates.severity`` says for training.
+    """
+    g = spec.gates
+    s = _Suite(spec)
+    s.add("expect_table_columns_to_match_ordered_list", "schema", column_list=[c.name for c in spec.feature_columns])
+    s.add("expect_table_row_count_to_be_between", "row_count", min_value=1)
+    for c in spec.feature_columns:
+        s.add("expect_column_values_to_not_be_null", "nulls", column=c.name, mostly=1.0 - g.null_tolerance.get(c.name, g.max_null_fraction))
+        if c.type == "string" and c.categories:
+            s.add("expect_column_values_to_be_in_set", "range", column=c.name, value_set=list(c.categories))
+    for col in spec.numeric_features:
+        s.add(
+            "expect_column_kl_divergence_to_be_less_than",
+            "drift",
+            severity="fail",
+            column=col,
+            partition_object=_p(f"{col}.partition"),
+            threshold=spec.scoring.max_drift_kl,
+        )
+    return s.items
+
+
+def scoring_predictions(spec: PipelineSpec) -> list[dict]:
+    """Over the scored rows: one prediction per row, in range (a scoring batch may be all one class)."""
+    s = _Suite(spec)
+    s.add("expect_table_row_count_to_equal", "completeness", value=_p("expected_rows"))
+    s.add("expect_column_values_to_not_be_null", "completeness", column="prediction")
+    if spec.problem_type == "binary_classification":
+        s.add("expect_column_values_to_be_between", "range", column="prediction", min_value=0.0, max_value=1.0)
+    if spec.is_classification:
+        s.add("expect_column_values_to_be_in_set", "range", column="predicted_label", value_set=list(spec.target.classes))
+    return s.items
+
+
+def scoring_parameters(spec: PipelineSpec, baseline: dict) -> dict:
+    """The baseline's drift histogram of every numeric feature."""
+    return {f"{col}.partition": baseline["columns"][col]["partition"] for col in spec.numeric_features}
+
+
 def suite(spec: PipelineSpec, gate: str) -> dict:
     """The suite of one gate, as a GX suite file holds it."""
-    builders = {"landing": landing, "curated": curated, "splits": splits, "transform_input": transform_input, "predictions": predictions}
+    builders = {
+        "landing": landing,
+        "curated": curated,
+        "splits": splits,
+        "transform_input": transform_input,
+        "predictions": predictions,
+        "scoring_input": scoring_input,
+        "scoring_predictions": scoring_predictions,
+    }
     return {"name": f"{spec.name}.{gate}", "expectations": builders[gate](spec), "meta": {"generated_from": f"include/pipelines/{spec.name}.yaml"}}
 
 

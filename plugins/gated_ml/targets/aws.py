@@ -256,16 +256,17 @@ class AwsTarget(Target):
         return verb.operators(task_id, built, spec, smoke_test)
 
     # --- parse time -------------------------------------------------------------------
-    def arrival_sensor(self, spec, task_id: str):
-        from gated_ml.stages.data import batch_uri
+    def arrival_sensor(self, spec, task_id: str, batch_uri: str | None = None, arrival=None):
+        from gated_ml.stages import data
         from gated_ml.targets.aws_operators import S3BatchSensor
 
+        arrival = arrival or spec.arrival
         return S3BatchSensor(
             task_id=task_id,
-            batch_uri=batch_uri(spec, "{{ var.value.gated_ml_bucket }}", "{{ ds }}"),
+            batch_uri=batch_uri or data.batch_uri(spec, "{{ var.value.gated_ml_bucket }}", "{{ ds }}"),
             deferrable=settings.deferrable(),
-            poke_interval=spec.arrival.poke_seconds,
-            timeout=spec.arrival.timeout_minutes * 60,
+            poke_interval=arrival.poke_seconds,
+            timeout=arrival.timeout_minutes * 60,
             aws_conn_id=settings.aws_conn_id(),
         )
 

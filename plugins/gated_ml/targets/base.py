@@ -57,8 +57,12 @@ class Target(abc.ABC):
         """A boto3-shaped ``sagemaker`` client for the Model Registry calls (describe, list, update model packages); run time only."""
 
     @abc.abstractmethod
-    def arrival_sensor(self, spec, task_id: str):
-        """A deferrable sensor waiting for the run's batch in ``landing/ds=<ds>/``; fails naming it after ``arrival.timeout_minutes``."""
+    def arrival_sensor(self, spec, task_id: str, batch_uri: str | None = None, arrival=None):
+        """A deferrable sensor waiting for the run's batch; fails naming it after ``arrival.timeout_minutes``.
+
+        ``batch_uri`` (a template): the key to wait for, by default the run's ``landing/ds=<ds>/`` file;
+        ``arrival``: the waiting settings, by default the spec's ``arrival``.
+        """
 
     @abc.abstractmethod
     def task(self, step, spec, task_id: str, **inputs) -> StepTasks:

@@ -53,17 +53,18 @@ class LocalTarget(Target):
         return step.result(spec, env, run, request, describe, **inputs)
 
     # --- parse time -------------------------------------------------------------------
-    def arrival_sensor(self, spec, task_id: str):
+    def arrival_sensor(self, spec, task_id: str, batch_uri: str | None = None, arrival=None):
         from gated_ml import settings
-        from gated_ml.stages.data import batch_uri
+        from gated_ml.stages import data
         from gated_ml.targets.arrival import LocalKeySensor
 
+        arrival = arrival or spec.arrival
         return LocalKeySensor(
             task_id=task_id,
-            batch_uri=batch_uri(spec, settings.bucket(), "{{ ds }}"),
+            batch_uri=batch_uri or data.batch_uri(spec, settings.bucket(), "{{ ds }}"),
             deferrable=settings.deferrable(),
-            poke_interval=spec.arrival.poke_seconds,
-            timeout=spec.arrival.timeout_minutes * 60,
+            poke_interval=arrival.poke_seconds,
+            timeout=arrival.timeout_minutes * 60,
         )
 
     def task(self, step, spec, task_id: str, **inputs):
