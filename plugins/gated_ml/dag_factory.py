@@ -20,7 +20,7 @@ import textwrap
 
 from airflow.sdk import DAG, TaskGroup, chain, task
 
-from gated_ml import settings
+from gated_ml import assets, settings
 from gated_ml.errors import SpecError, airflow_outcome
 from gated_ml.metric_names import lower_is_better
 from gated_ml.spec import PipelineSpec
@@ -82,7 +82,18 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
 
         curated_ok = stage_task(spec, target, "curated_gate", gates.gate_curated)
         partition = target.task(data.CATALOG_PARTITION, spec, "catalog_partition")
+
+        @task(task_id="curated_asset", outlets=[assets.curated(spec)])
+        def curated_asset(partition: dict | None):
+            """The batch passed the curated gate and is in the catalog: emit ``<pipeline>.curated`` (DAGs may be scheduled on it)."""
+            from airflow.sdk import get_current_context
+
+            extra = {"ds": current_run().ds, "partition": partition}
+            get_current_context()["outlet_events"][assets.curated(spec)].extra = extra
+            return extra
+
         chain(curated.output, baseline_settled(), curated_ok, partition.head)
+        curated_asset(partition.output)
     return group
 
 
