@@ -20,7 +20,7 @@ def test_no_import_errors_and_one_dag_per_spec(bag):
     from gated_ml.spec import spec_paths
 
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {p.stem for p in spec_paths()}
+    assert set(bag.dag_ids) == {p.stem for p in spec_paths()} | {f"{p.stem}_scoring" for p in spec_paths()}
 
 
 def test_dag_properties(bag):
@@ -82,6 +82,25 @@ def test_parsing_imports_nothing_heavy_and_touches_no_network():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_scoring_dag_gates_before_it_scores_and_publishes_last(bag):
+    from airflow.sdk import AssetOrTimeSchedule
+
+    dag = bag.dags["vertebral_column_scoring"]
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order == ["choose_batch", "wait_for_batch", "approved_model", "scoring_gate", "score", "predictions_gate", "publish_predictions"]
+    for later, earlier in [("score", "scoring_gate"), ("score", "approved_model"), ("publish_predictions", "predictions_gate")]:
+        assert earlier in dag.get_task(later).get_flat_relative_ids(upstream=True), (later, earlier)
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)  # the spec's cron OR a newly approved model
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["vertebral_column.approved_model"]
+
+
+def test_the_training_dag_emits_the_curated_asset_after_the_catalog_partition(bag):
+    dag = bag.dags["vertebral_column"]
+    emit = dag.get_task("etl.curated_asset")
+    assert [o.name for o in emit.outlets] == ["vertebral_column.curated"]
+    assert {"etl.catalog_partition", "etl.curated_gate"} <= emit.get_flat_relative_ids(upstream=True)
+
+
 def test_aws_target_uses_the_provider_operators(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
@@ -109,6 +128,7 @@ def test_aws_target_uses_the_provider_operators(monkeypatch):
     }
     for task_id, kind in kinds.items():
         assert isinstance(dag.get_task(task_id), kind), task_id
+    assert isinstance(bag.dags["vertebral_column_scoring"].get_task("score"), SageMakerTransformOperator)
     train = dag.get_task("training.train")
     assert train.deferrable is True and train.do_xcom_push is False  # deferrable by default, slim XComs
     assert "training.train_request" in train.upstream_task_ids  # config built at run time, not at parse
