@@ -53,11 +53,10 @@ def _register(spec, env, run, model: dict, decision: str) -> dict:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, spec):
     """A lake with an Approved model, its version record, the baseline and the replayed scoring batches."""
-    from modelkit import train_and_register
-
     from gated_ml import replay
     from gated_ml.quality import baseline
     from gated_ml.targets.local import LocalTarget
+    from modelkit import train_and_register
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW__GATED_ML__LAKE_ROOT", str(tmp_path_factory.mktemp("scoring") / "lake"))
@@ -93,6 +92,7 @@ def _model_predictions(spec, model: dict, rows: pd.DataFrame) -> list[float]:
 
 
 # --- the DAG ---------------------------------------------------------------------------------
+@pytest.mark.e2e  # a whole (small) DAG under dag.test()
 def test_a_days_batch_is_scored_by_the_approved_model_named_beside_the_predictions(airflow_db, served, spec):
     from gated_ml.stages.scoring import read_batch
 
@@ -117,6 +117,7 @@ def test_a_days_batch_is_scored_by_the_approved_model_named_beside_the_predictio
     assert (provenance["ds"], provenance["scoring_run"], provenance["decision_threshold"]) == (SCORED_DS, dr.run_id, THRESHOLD)
 
 
+@pytest.mark.e2e  # a whole (small) DAG under dag.test()
 def test_a_drifted_batch_is_refused_naming_column_kl_and_limit_and_nothing_is_published(airflow_db, served, spec):
     from gated_ml import replay
     from gated_ml.stages import scoring
@@ -140,6 +141,7 @@ def test_a_drifted_batch_is_refused_naming_column_kl_and_limit_and_nothing_is_pu
     assert published == []
 
 
+@pytest.mark.e2e  # a whole (small) DAG under dag.test()
 def test_an_asset_triggered_run_scores_the_newest_batch_landed_before_it(airflow_db, served, spec):
     loc = jr.locations(spec, served["env"])
     dr, states = _run_scoring(spec, logical_date=None, run_after=_utc("2026-11-20", hour=9))  # batches 11-01, 08, 15, 22 landed
@@ -151,13 +153,14 @@ def test_an_asset_triggered_run_scores_the_newest_batch_landed_before_it(airflow
     assert provenance["transform_job"] == "vertebral-column-score-20261120t0900-1"
 
 
+@pytest.mark.e2e  # a whole (small) DAG under dag.test()
 def test_no_approved_model_is_refused_saying_so_and_nothing_is_scored(airflow_db, lake, spec, env, run):
     from gated_ml import replay
     from gated_ml.local.model_registry import ModelRegistryClient
     from gated_ml.stages import scoring
 
     replay.land(spec, env, SCORED_DS, SCORED_DS, zone="scoring")
-    dr, states = _run_scoring(spec, logical_date=_utc(SCORED_DS))
+    _, states = _run_scoring(spec, logical_date=_utc(SCORED_DS))
     assert states["approved_model"] == "failed" and states["wait_for_batch"] == "success", states
     assert {states[t] for t in STATES_AFTER_MODEL} == {"upstream_failed"}
     assert storage.list_uris(jr.locations(spec, env).predictions(SCORED_DS)) == []
@@ -169,7 +172,10 @@ def test_a_model_waiting_for_approval_is_not_the_approved_model(lake, spec, env,
     from gated_ml.local.model_registry import ModelRegistryClient
     from gated_ml.stages import scoring
 
-    model = {"ModelName": "m-pending", "PrimaryContainer": {"ModelDataUrl": "s3://b/m/model.tar.gz", "Environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "s3://b/c.tar.gz"}}}
+    model = {
+        "ModelName": "m-pending",
+        "PrimaryContainer": {"ModelDataUrl": "s3://b/m/model.tar.gz", "Environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "s3://b/c.tar.gz"}},
+    }
     _register(spec, env, run, model, "PendingManualApproval")
     with pytest.raises(StageError, match="no approved model for vertebral_column"):
         scoring.approved_model(spec, env, ModelRegistryClient())
@@ -201,6 +207,7 @@ def test_a_batch_is_read_with_or_without_its_target_column(spec):
     assert list(read_batch(spec, unparseable).columns) == ["a"]  # a file of other columns keeps its names: the schema check names them
 
 
+@pytest.mark.slow  # a GX checkpoint
 def test_missing_and_unparseable_values_are_nulls_the_gate_names(lake, spec, env):
     from gated_ml import replay
     from gated_ml.quality import baseline
@@ -247,7 +254,8 @@ def test_scoring_replay_is_deterministic_and_drops_the_target(name):
     assert len(set(first.values())) == len(first)  # each date its own rows
     frames = [read_batch(spec, body) for body in first.values()]
     assert all(list(f.columns) == [c.name for c in spec.feature_columns] and len(f) == spec.scoring.replay.rows for f in frames)
-    assert spec.target.column.encode() not in first["2026-11-01"].split(b"\n@data")[0] if spec.source.format == "arff" else True
+    as_landed = jr.raw_format(spec).read_pandas(first["2026-11-01"])  # the file itself, not what the scoring reader keeps
+    assert as_landed.shape[1] == len(spec.feature_columns) and spec.target.column not in as_landed.columns
 
 
 def test_scoring_replay_lands_under_scoring_and_never_overwrites(lake, spec, env, capsys):

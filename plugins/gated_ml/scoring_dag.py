@@ -102,9 +102,7 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
         default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": dt.timedelta(seconds=spec.retry_delay_seconds)},
     ) as dag:
         batch = choose_batch_task(spec, target)
-        arrived = target.arrival_sensor(
-            spec, "wait_for_batch", batch_uri="{{ ti.xcom_pull(task_ids='choose_batch')['uri'] }}", arrival=spec.scoring_arrival
-        )
+        arrived = target.arrival_sensor(spec, "wait_for_batch", batch_uri="{{ ti.xcom_pull(task_ids='choose_batch')['uri'] }}", arrival=spec.scoring_arrival)
         model = stage_task(spec, target, "approved_model", lambda s, e, r: scoring.approved_model(s, e, target.registry_client()))
         gated = gate_task(spec, target, "scoring_gate", scoring.gate_batch, batch=batch)
         scored = target.task(scoring.SCORE, spec, "score", model=model, batch=gated)

@@ -106,7 +106,14 @@ def approved_model(spec: PipelineSpec, env: Environment, client) -> dict:
             f"Run the training DAG {spec.dag_id} until its model passes the model gate, or approve a version "
             f"(`make approve PIPELINE={spec.name} VERSION=<n> REASON=...`); then run {spec.scoring_dag_id} again"
         )
-    log.info("approved model of %s: version %s (%s), model %s, trained as of ds=%s", spec.name, model["version"], model["model_package_arn"], model["model_name"], model["ds"])
+    log.info(
+        "approved model of %s: version %s (%s), model %s, trained as of ds=%s",
+        spec.name,
+        model["version"],
+        model["model_package_arn"],
+        model["model_name"],
+        model["ds"],
+    )
     return {k: model.get(k) for k in ("version", "model_name", "model_package_arn", "model_package_version", "ds", "threshold")}
 
 
