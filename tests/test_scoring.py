@@ -237,6 +237,11 @@ def test_the_scoring_transform_uses_the_existing_model_and_passes_botocore_and_t
     assert req["DataProcessing"] == {"JoinSource": "Input"}  # the prediction appended to the row as sent
     assert req["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://b/in/"
     fidelity.admit("transform", req)
+    kms = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    secure = spec.model_copy(update={"security": spec.security.model_copy(update={"kms_key_id": kms})})
+    encrypted = jr.scoring_transform_job(secure, env, run, "m", "s3://b/in/", "s3://b/out/")
+    assert encrypted["TransformOutput"]["KmsKeyId"] == encrypted["TransformResources"]["VolumeKmsKeyId"] == kms
+    fidelity.admit("transform", encrypted)
     with pytest.raises(RequestValidationError, match="ModelName"):
         jr.scoring_transform_job(spec, env, run, "not a model name!", "s3://b/in/", "s3://b/out/")
 
