@@ -226,6 +226,23 @@ def test_missing_and_unparseable_values_are_nulls_the_gate_names(lake, spec, env
     assert storage.exists(jr.locations(spec, env).quarantine(SCORED_DS) + "scoring_input/" + jr.raw_file_name(spec))
 
 
+def test_a_drift_limit_changed_without_make_gx_suites_is_refused(lake, spec, env, tmp_path, monkeypatch):
+    from gated_ml import replay
+    from gated_ml.errors import StaleSuite
+    from gated_ml.quality import baseline, suite_files
+    from gated_ml.stages import scoring
+
+    monkeypatch.setenv("AIRFLOW__GATED_ML__GX_DIR", str(tmp_path / "gx"))
+    suite_files.export(spec)
+    replay.land(spec, env, SCORED_DS, SCORED_DS, zone="scoring")
+    frame = scoring.read_batch(spec, replay.scoring_batches(spec)[SCORED_DS])
+    baseline.accept(spec, env, baseline.compute(spec, frame.assign(**{spec.target.column: "Normal"}), "2026-10-01"))
+    looser = spec.model_copy(update={"scoring": spec.scoring.model_copy(update={"max_drift_kl": 5.0})})
+    batch = scoring.choose_batch(looser, env, jr.Run(_utc(SCORED_DS), 1), scheduled=True)
+    with pytest.raises(StaleSuite, match=r"vertebral_column\.scoring_input\.json is out of date .* run `make gx-suites`"):
+        scoring.gate_batch(looser, env, jr.Run(_utc(SCORED_DS), 1), batch)
+
+
 # --- the request --------------------------------------------------------------------------
 def test_the_scoring_transform_uses_the_existing_model_and_passes_botocore_and_the_local_table(spec, env):
     from gated_ml.local import fidelity
