@@ -334,3 +334,22 @@ def test_a_null_schedule_scores_on_approvals_only(spec):
     assert schedule(spec.model_copy(update={"scoring": spec.scoring.model_copy(update={"schedule": None})})) == [assets.approved_model(spec)]
     timed = schedule(spec)
     assert isinstance(timed, AssetOrTimeSchedule) and timed.timetable.expression == "0 0 * * 0"
+
+
+# --- the curated asset ----------------------------------------------------------------------
+@pytest.mark.e2e  # the training DAG under dag.test(), every task but one marked successful
+def test_the_training_dag_emits_the_curated_asset_with_its_date(airflow_db, lake, spec):
+    """Only ``etl.curated_asset`` runs (every other task is marked successful): its event reaches Airflow's asset events."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from gated_ml.dag_factory import build_dag
+
+    dag = build_dag(spec)
+    others = "|".join(t.task_id.replace(".", r"\.") for t in dag.tasks if t.task_id != "etl.curated_asset")
+    dr = dag.test(logical_date=_utc("2026-11-08"), mark_success_pattern=f"^({others})$")
+    assert {ti.task_id: ti.state for ti in dr.get_task_instances()}["etl.curated_asset"] == "success"
+    with create_session() as session:
+        events = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).filter(AssetModel.name == "vertebral_column.curated").all()
+        extras = [e.extra for e in events if e.source_run_id == dr.run_id]
+    assert extras == [{"ds": "2026-11-08", "partition": None}]
