@@ -94,12 +94,12 @@ def _model_predictions(spec, model: dict, rows: pd.DataFrame) -> list[float]:
 # --- the DAG ---------------------------------------------------------------------------------
 @pytest.mark.e2e  # a whole (small) DAG under dag.test()
 def test_a_days_batch_is_scored_by_the_approved_model_named_beside_the_predictions(airflow_db, served, spec):
-    from gated_ml.stages.scoring import read_batch
+    from gated_ml.stages.scoring import read_batch, typed
 
     loc = jr.locations(spec, served["env"])
     dr, states = _run_scoring(spec, logical_date=_utc(SCORED_DS))
     assert dr.state == "success", states
-    batch = read_batch(spec, storage.read_bytes(loc.scoring(SCORED_DS) + jr.raw_file_name(spec)))
+    batch = typed(spec, read_batch(spec, storage.read_bytes(loc.scoring(SCORED_DS) + jr.raw_file_name(spec))))
     published = pd.read_csv(io.StringIO(storage.read_text(loc.predictions(SCORED_DS) + "predictions-v0001.csv")))
     provenance = json.loads(storage.read_text(loc.predictions(SCORED_DS) + "predictions-v0001.model.json"))
 
@@ -128,7 +128,7 @@ def test_a_drifted_batch_is_refused_naming_column_kl_and_limit_and_nothing_is_pu
     shifted = "".join(",".join([*f[:4], str(float(f[4]) + 60), *f[5:]]) + "\n" for f in fields)  # pelvic_radius shifted by 60
     storage.write(loc.scoring(DRIFTED_DS) + jr.raw_file_name(spec), head + "@data\n" + shifted)
     dr, states = _run_scoring(spec, logical_date=_utc(DRIFTED_DS))
-    reason = json.loads(storage.read_text(loc.quarantine(DRIFTED_DS) + "scoring_input/reason.json"))
+    reason = json.loads(storage.read_text(loc.quarantine(DRIFTED_DS) + "scoring_drift/reason.json"))
     published = storage.list_uris(loc.predictions(DRIFTED_DS))
     batch = scoring.choose_batch(spec, env, jr.Run(_utc(DRIFTED_DS), 1), scheduled=True)
     with pytest.raises(GateFailed, match=r"drift: column 'pelvic_radius': observed KL divergence \d+\.\d+ from the baseline, threshold below 0\.5"):
@@ -196,36 +196,40 @@ def test_an_asset_run_with_no_batch_landed_before_it_is_refused(lake, spec, env)
 # --- reading a batch ------------------------------------------------------------------------
 def test_a_batch_is_read_with_or_without_its_target_column(spec):
     from gated_ml import replay
-    from gated_ml.stages.scoring import read_batch
+    from gated_ml.stages.scoring import read_batch, typed
 
     features = [c.name for c in spec.feature_columns]
     without = read_batch(spec, replay.scoring_batches(spec)[SCORED_DS])
     with_target = read_batch(spec, replay.batches(spec)[replay.batch_dates(spec)[1]])
     assert list(without.columns) == list(with_target.columns) == features
-    assert all(without[c].dtype == float for c in features)
+    assert all(typed(spec, without)[c].dtype == float for c in features)
     unparseable = b"@relation r\n@attribute a numeric\n@data\n1\n"
     assert list(read_batch(spec, unparseable).columns) == ["a"]  # a file of other columns keeps its names: the schema check names them
 
 
 @pytest.mark.slow  # a GX checkpoint
-def test_missing_and_unparseable_values_are_nulls_the_gate_names(lake, spec, env):
+def test_a_missing_value_is_a_null_and_an_unparseable_one_is_refused_by_name(lake, spec, env):
     from gated_ml import replay
     from gated_ml.quality import baseline
     from gated_ml.stages import scoring
 
     body = replay.scoring_batches(spec)[SCORED_DS].decode()
-    frame = scoring.read_batch(spec, body.encode())
+    frame = scoring.typed(spec, scoring.read_batch(spec, body.encode()))
     baseline.accept(spec, env, baseline.compute(spec, frame.assign(**{spec.target.column: "Normal"}), "2026-10-01"))
     head, _, rows = body.partition("@data\n")
     lines = rows.splitlines()
     lines[0], lines[1] = "?," + lines[0].split(",", 1)[1], "abc," + lines[1].split(",", 1)[1]  # pelvic_incidence missing, unparseable
     storage.write(jr.locations(spec, env).scoring(SCORED_DS) + jr.raw_file_name(spec), head + "@data\n" + "\n".join(lines) + "\n")
     batch = scoring.choose_batch(spec, env, jr.Run(_utc(SCORED_DS), 1), scheduled=True)
-    with pytest.raises(GateFailed, match=r"nulls: column 'pelvic_incidence': observed 5\.00% null \(2 of 40 rows\)"):
+    with pytest.raises(GateFailed) as refused:
         scoring.gate_batch(spec, env, jr.Run(_utc(SCORED_DS), 1), batch)
+    assert "FAIL nulls: column 'pelvic_incidence': observed 2.50% null (1 of 40 rows), threshold at most 0.00% null" in str(refused.value)
+    assert "FAIL parseable: column 'pelvic_incidence'" in str(refused.value) and "['abc']" in str(refused.value)
+    assert str(refused.value).count("  FAIL ") == 2  # nothing else failed
     assert storage.exists(jr.locations(spec, env).quarantine(SCORED_DS) + "scoring_input/" + jr.raw_file_name(spec))
 
 
+@pytest.mark.slow  # the scoring_input gate runs (GX) before the stale drift suite is read
 def test_a_drift_limit_changed_without_make_gx_suites_is_refused(lake, spec, env, tmp_path, monkeypatch):
     from gated_ml import replay
     from gated_ml.errors import StaleSuite
@@ -235,11 +239,11 @@ def test_a_drift_limit_changed_without_make_gx_suites_is_refused(lake, spec, env
     monkeypatch.setenv("AIRFLOW__GATED_ML__GX_DIR", str(tmp_path / "gx"))
     suite_files.export(spec)
     replay.land(spec, env, SCORED_DS, SCORED_DS, zone="scoring")
-    frame = scoring.read_batch(spec, replay.scoring_batches(spec)[SCORED_DS])
+    frame = scoring.typed(spec, scoring.read_batch(spec, replay.scoring_batches(spec)[SCORED_DS]))
     baseline.accept(spec, env, baseline.compute(spec, frame.assign(**{spec.target.column: "Normal"}), "2026-10-01"))
     looser = spec.model_copy(update={"scoring": spec.scoring.model_copy(update={"max_drift_kl": 5.0})})
     batch = scoring.choose_batch(looser, env, jr.Run(_utc(SCORED_DS), 1), scheduled=True)
-    with pytest.raises(StaleSuite, match=r"vertebral_column\.scoring_input\.json is out of date .* run `make gx-suites`"):
+    with pytest.raises(StaleSuite, match=r"vertebral_column\.scoring_drift\.json is out of date .* run `make gx-suites`"):
         scoring.gate_batch(looser, env, jr.Run(_utc(SCORED_DS), 1), batch)
 
 

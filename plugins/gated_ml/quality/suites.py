@@ -20,7 +20,7 @@ from gated_ml.spec import PipelineSpec
 # a number, or empty / "?" (missing: counted by the nulls check after ETL, not here)
 NUMERIC_REGEX = r"^\s*(?:\?|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)?\s*$"
 SPLITS = ("train", "validation", "test")
-GATES = ("landing", "curated", "splits", "transform_input", "predictions", "scoring_input", "scoring_predictions")
+GATES = ("landing", "curated", "splits", "transform_input", "predictions", "scoring_input", "scoring_drift", "scoring_predictions")
 _SEVERITY = {"fail": "critical", "warn": "warning"}
 
 
@@ -129,19 +129,27 @@ def predictions(spec: PipelineSpec) -> list[dict]:
 
 
 def scoring_input(spec: PipelineSpec) -> list[dict]:
-    """A scoring batch (features, typed) before the approved model sees it: schema, nulls, categories, drift.
-
-    Drift always fails here: a batch drifted past ``scoring.max_drift_kl`` from the training
-    baseline is outside what the model was trained on, whatever ``gates.severity`` says for training.
-    """
+    """A scoring batch as landed (features, values as strings, missing as null): schema, parseability, nulls, categories."""
     g = spec.gates
     s = _Suite(spec)
     s.add("expect_table_columns_to_match_ordered_list", "schema", column_list=[c.name for c in spec.feature_columns])
     s.add("expect_table_row_count_to_be_between", "row_count", min_value=1)
     for c in spec.feature_columns:
+        if c.type != "string":
+            s.add("expect_column_values_to_match_regex", "parseable", column=c.name, regex=NUMERIC_REGEX, mostly=1.0)
         s.add("expect_column_values_to_not_be_null", "nulls", column=c.name, mostly=1.0 - g.null_tolerance.get(c.name, g.max_null_fraction))
         if c.type == "string" and c.categories:
             s.add("expect_column_values_to_be_in_set", "range", column=c.name, value_set=list(c.categories))
+    return s.items
+
+
+def scoring_drift(spec: PipelineSpec) -> list[dict]:
+    """The typed scoring batch against the training baseline: each numeric feature's KL divergence.
+
+    Drift always fails here: a batch drifted past ``scoring.max_drift_kl`` is outside what the
+    model was trained on, whatever ``gates.severity`` says for training.
+    """
+    s = _Suite(spec)
     for col in spec.numeric_features:
         s.add(
             "expect_column_kl_divergence_to_be_less_than",
@@ -180,6 +188,7 @@ def suite(spec: PipelineSpec, gate: str) -> dict:
         "transform_input": transform_input,
         "predictions": predictions,
         "scoring_input": scoring_input,
+        "scoring_drift": scoring_drift,
         "scoring_predictions": scoring_predictions,
     }
     return {"name": f"{spec.name}.{gate}", "expectations": builders[gate](spec), "meta": {"generated_from": f"include/pipelines/{spec.name}.yaml"}}

@@ -3,8 +3,9 @@
 The batch is the raw file upstream lands (the source's format, features only; a target
 column, if present, is ignored). A scheduled run scores the batch of its own date; a run
 triggered by a new approved model (no logical date) scores the newest batch landed at or
-before its run time. The batch is gated against the training baseline (schema, nulls,
-categories, drift past ``scoring.max_drift_kl``), scored by a batch transform with the
+before its run time. The batch is gated as landed (``scoring_input``: schema, parseable
+numbers, nulls, categories), then against the training baseline (``scoring_drift``: KL
+divergence past ``scoring.max_drift_kl``), scored by a batch transform with the
 approved version's existing SageMaker model, its predictions gated, and published as
 ``predictions/ds=<ds>/predictions-v<version>.csv`` (the rows as scored, ``prediction``, and
 for classification ``predicted_label``) with ``….model.json`` beside it naming the model.
@@ -68,24 +69,27 @@ def at_batch(run: Run, batch: dict) -> Run:
 
 
 def read_batch(spec: PipelineSpec, data: bytes):
-    """The batch's features, typed: numbers as floats (empty, ``?`` or unparseable: null), strings trimmed.
+    """The batch's features as strings, trimmed, ``""`` and ``?`` as null (as the ETL reads them).
 
     The file may carry the target column (dropped) or not; a file that lines up with
     neither keeps the names it has, for the schema check to name.
     """
-    import pandas as pd
-
     full = jr.raw_format(spec)
     frame = full.read_pandas(data)
     if list(frame.columns) != full.names:
         src = spec.source
         frame = RawFormat(src.format, src.delimiter, src.header, tuple(Column(c.name, c.type) for c in spec.feature_columns)).read_pandas(data)
     frame = frame.drop(columns=[spec.target.column], errors="ignore")
-    for c in spec.feature_columns:
-        if c.name in frame.columns:
-            values = frame[c.name].astype(str).str.strip().mask(lambda v: v.isin(MISSING))
-            frame[c.name] = pd.to_numeric(values, errors="coerce") if c.type != "string" else values
+    for name in frame.columns:
+        frame[name] = frame[name].astype(str).str.strip().mask(lambda v: v.isin(MISSING))
     return frame
+
+
+def typed(spec: PipelineSpec, frame):
+    """A batch that passed ``scoring_input``: its numeric features as floats."""
+    import pandas as pd
+
+    return frame.assign(**{name: pd.to_numeric(frame[name]) for name in spec.numeric_features})
 
 
 def transform_prefixes(spec: PipelineSpec, env: Environment, run: Run, batch: dict) -> tuple[str, str]:
@@ -119,18 +123,24 @@ def approved_model(spec: PipelineSpec, env: Environment, client) -> dict:
 
 # --- the gates -----------------------------------------------------------------------------
 def gate_batch(spec: PipelineSpec, env: Environment, run: Run, batch: dict) -> dict:
-    """Gate the batch against the training baseline; write the gated rows as the transform's input."""
+    """Gate the batch as landed, then its drift from the training baseline; write the gated rows as the transform's input."""
     from gated_ml.quality import baseline, suites
     from gated_ml.stages.gates import run_gate
 
     stats = baseline.load(spec, env)
     if stats is None:
         raise StageError(f"{spec.name} has no accepted baseline under {jr.locations(spec, env).baseline()}: run the training DAG {spec.dag_id} first")
-    frame = read_batch(spec, storage.read_bytes(batch["uri"]))
-    result = run_gate(spec, env, at_batch(run, batch), "scoring_input", frame, [batch["uri"]], suites.scoring_parameters(spec, stats))
+    dated = at_batch(run, batch)
+    landed = read_batch(spec, storage.read_bytes(batch["uri"]))
+    summaries = [run_gate(spec, env, dated, "scoring_input", landed, [batch["uri"]]).summary()]
+    frame = typed(spec, landed)
+    if spec.numeric_features:
+        summaries.append(run_gate(spec, env, dated, "scoring_drift", frame, [batch["uri"]], suites.scoring_parameters(spec, stats)).summary())
+    else:
+        log.info("%s has no numeric feature: no drift to measure (categories were checked by scoring_input)", spec.name)
     input_uri, output_uri = transform_prefixes(spec, env, run, batch)
     storage.write(input_uri + "rows.csv", frame.to_csv(index=False, header=False))
-    return {**batch, "rows": len(frame), "input_uri": input_uri, "output_uri": output_uri, "summary": result.summary()}
+    return {**batch, "rows": len(frame), "input_uri": input_uri, "output_uri": output_uri, "summary": "; ".join(summaries)}
 
 
 def read_scored(spec: PipelineSpec, output_uris: list[str], threshold: float | None):
