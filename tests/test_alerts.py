@@ -111,6 +111,7 @@ def test_a_refused_batch_mails_one_message_naming_the_gate_and_the_column(airflo
     assert "/dags/vertebral_column/runs/" in body and "/tasks/ingest.landing_gate" in body  # the log URL
 
 
+@pytest.mark.slow  # dag.test() of a small DAG: Airflow's in-process execution API and the target's environment load once
 def test_the_file_notifier_writes_one_line_per_final_failure(airflow_db, lake, spec, alert_file):
     from airflow.sdk import DAG
 
@@ -154,6 +155,33 @@ def test_the_file_notifier_writes_one_line_per_final_failure(airflow_db, lake, s
     assert broken["message"] == "the gate's storage did not answer"
 
 
+@pytest.mark.slow  # dag.test() of a small DAG: Airflow's in-process execution API and the target's environment load once
+def test_a_mail_server_that_is_down_leaves_the_failure_as_it_was(airflow_db, lake, spec, monkeypatch, capfd):
+    from airflow.sdk import DAG
+
+    from gated_ml.dag_factory import gate_task
+    from gated_ml.errors import GateFailed
+    from gated_ml.targets.local import LocalTarget
+
+    extra = {"from_email": "gated-ml@localhost", "disable_ssl": True, "disable_tls": True, "timeout": 5, "retry_limit": 0}
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DOWN", json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": _free_port(), "extra": extra}))
+    monkeypatch.setenv("AIRFLOW__GATED_ML__ALERT_NOTIFIER", "smtp")
+    monkeypatch.setenv("AIRFLOW__GATED_ML__SMTP_CONN_ID", "smtp_down")
+    monkeypatch.setenv("AIRFLOW__GATED_ML__ALERT_TO", "ml-ops@example.com")
+
+    def refuse(s, e, r):
+        raise GateFailed("column 'sacral_slope': observed 4 outliers, threshold 0")
+
+    with DAG("alerts_smtp_down_probe", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) as dag:
+        gate_task(spec, LocalTarget(), "curated_gate", refuse)
+
+    assert _test(dag) == {"curated_gate": "failed"}  # failed, as it would have without the alert
+    out, err = capfd.readouterr()
+    assert "ALERT [gated-ml] vertebral_column: gate_failed at curated_gate" in out + err  # the alert is still in the task log
+    assert "Failed to run task callback" in out + err
+
+
+@pytest.mark.slow  # dag.test() of a small DAG: Airflow's in-process execution API and the target's environment load once
 def test_a_missed_arrival_alerts_once_naming_the_key(airflow_db, lake, tmp_path, alert_file, monkeypatch):
     from airflow.sdk import DAG
 
