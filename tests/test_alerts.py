@@ -226,3 +226,47 @@ def test_an_unknown_alert_kind_is_refused(spec):
 
     with pytest.raises(ValueError, match="unknown alert kind 'gate_faild'; use one of"):
         alerts.on_failure(spec, "gate_faild")
+
+
+def test_the_factory_alerts_on_the_gates_the_arrival_evaluate_and_the_deployment(spec, monkeypatch):
+    from gated_ml.dag_factory import build_dag
+
+    for target in ("local", "aws"):  # on aws the deployment group holds request, operator and result tasks: every one alerts
+        monkeypatch.setenv("AIRFLOW__GATED_ML__TARGET", target)
+        wired = {t.task_id: [n.kind for n in t.on_failure_callback] for t in build_dag(spec).tasks if t.on_failure_callback}
+        expected = {t: ["gate_failed"] for t in wired if t.endswith("_gate")}
+        expected |= {"ingest.wait_for_batch": ["arrival_missed"], "evaluate": ["model_rejected"]}
+        expected |= {t: ["deployment_failed"] for t in wired if t.startswith("deployment.")}
+        assert wired == expected
+        assert {"ingest.landing_gate", "etl.curated_gate", "features.splits_gate", "batch_transform.predictions_gate"} <= set(wired)
+        assert {"deployment.register_model_version", "deployment.deploy_endpoint", "deployment.smoke_test_endpoint"} <= set(wired)
+
+
+@pytest.mark.parametrize(
+    "kind, raised, expected_kind, expected_error",
+    [
+        ("model_rejected", "ModelGateFailed", "model_rejected", "ModelGateFailed"),
+        ("deployment_failed", "SmokeTestFailed", "deployment_failed", "SmokeTestFailed"),
+        ("deployment_failed", "SmokeTestUnanswered", "deployment_failed", "SmokeTestUnanswered"),  # a Fault, after its retries
+        ("model_rejected", "ContainerError", "task_failed", "ContainerError"),  # evaluate broke: not a rejected model
+    ],
+)
+def test_an_alert_names_the_error_behind_airflows_and_its_kind(kind, raised, expected_kind, expected_error):
+    """The error as a task raises it: through ``airflow_outcome``, which turns a Refusal into ``AirflowFailException``."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from gated_ml import alerts, errors
+
+    @errors.airflow_outcome
+    def task():
+        raise getattr(errors, raised)(f"{raised}: roc_auc 0.61 < 0.85 (evaluation.thresholds.roc_auc)")
+
+    with pytest.raises((AirflowFailException, errors.Fault)) as raised_error:
+        task()
+    ti = SimpleNamespace(dag_id="vertebral_column", run_id="scheduled__2026-11-01", task_id="evaluate", try_number=3, log_url="http://localhost:8080/x")
+    alert = alerts.alert_from({"ti": ti, "ds": DS, "exception": raised_error.value}, "vertebral_column", kind)
+    assert (alert.kind, alert.error, alert.try_number) == (expected_kind, expected_error, 3)
+    assert alert.message == f"{raised}: roc_auc 0.61 < 0.85 (evaluation.thresholds.roc_auc)"
+    assert alert.subject == f"[gated-ml] vertebral_column: {expected_kind} at evaluate for ds {DS}"

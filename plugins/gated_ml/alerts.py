@@ -30,12 +30,12 @@ from airflow.sdk import BaseNotifier
 
 from gated_ml import settings
 
-# kind -> (what it means, the error that makes a failure of that kind, by "module.Class")
+# kind -> (what it means, the error that makes a failure of that kind, by "module.Class"; None: any error)
 KINDS = {
     "gate_failed": ("a gate refused the batch", "gated_ml.errors.GateFailed"),
     "arrival_missed": ("the batch did not arrive in time", "airflow.sdk.exceptions.AirflowSensorTimeout"),
     "model_rejected": ("the model gate rejected the model", "gated_ml.errors.ModelGateFailed"),
-    "deployment_failed": ("registering or deploying the model failed", "builtins.BaseException"),
+    "deployment_failed": ("registering or deploying the model failed", None),
 }
 OTHER = "task_failed"  # a wired task that failed for another reason than its kind's
 
@@ -79,20 +79,26 @@ def _chain(error: BaseException | None):
         error = error.__cause__ or error.__context__
 
 
+def _origin(error: BaseException | None) -> BaseException | None:
+    """The error behind Airflow's own (``airflow_outcome`` raises ``AirflowFailException`` from None over a Refusal)."""
+    return next((link for link in _chain(error) if not type(link).__module__.startswith("airflow.")), error)
+
+
 def _kind_of(kind: str, error: BaseException | None) -> tuple[str, BaseException | None]:
-    """``kind`` and the error that makes it (the first in the chain of its class), or ``task_failed`` and the error raised."""
+    """``kind`` and the error that makes it (the first in the chain of its class), or ``task_failed`` and the error behind the failure."""
     wanted = KINDS[kind][1]
+    if wanted is None:
+        return kind, _origin(error)
     for link in _chain(error):
         if any(f"{cls.__module__}.{cls.__name__}" == wanted for cls in type(link).__mro__):
             return kind, link
-    return OTHER, error
+    return OTHER, _origin(error)
 
 
 def alert_from(context, pipeline: str, kind: str) -> Alert:
     """The :class:`Alert` for a task failure, from the callback's Airflow context (``ti``, ``ds``, ``exception``)."""
     ti, error = context["ti"], context.get("exception")
     kind, cause = _kind_of(kind, error)
-    shown = error if error is not None else cause
     return Alert(
         pipeline=pipeline,
         kind=kind,
@@ -102,7 +108,7 @@ def alert_from(context, pipeline: str, kind: str) -> Alert:
         task_id=ti.task_id,
         try_number=ti.try_number,
         error=type(cause).__name__ if cause is not None else "unknown error",
-        message=str(shown) if shown is not None else "the task failed without an exception (see its log)",
+        message=str(error) if error is not None else "the task failed without an exception (see its log)",
         log_url=ti.log_url,
     )
 
