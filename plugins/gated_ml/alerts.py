@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -137,10 +138,13 @@ class FileNotifier(AlertNotifier):
         self.path = path
 
     def deliver(self, alert: Alert, context) -> None:
-        path = Path(self.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(asdict(alert), ensure_ascii=False) + "\n")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(asdict(alert), ensure_ascii=False) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one write, whatever the line's length (a buffered file may split a long one)
+        finally:
+            os.close(fd)
 
 
 class EmailNotifier(AlertNotifier):
