@@ -20,7 +20,7 @@ import textwrap
 
 from airflow.sdk import DAG, TaskGroup, chain, task
 
-from gated_ml import settings
+from gated_ml import alerts, settings
 from gated_ml.errors import SpecError, airflow_outcome
 from gated_ml.metric_names import lower_is_better
 from gated_ml.spec import PipelineSpec
@@ -30,15 +30,20 @@ from gated_ml.targets import Target, configured
 from gated_ml.targets.base import current_run
 
 
-def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
-    """A task that runs ``fn(spec, env, run, **inputs)`` (a stage function) with the target's environment."""
+def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, *, task_args: dict | None = None, **inputs):
+    """A task that runs ``fn(spec, env, run, **inputs)`` (a stage function) with the target's environment (``task_args``: the task's own)."""
 
-    @task(task_id=task_id)
+    @task(task_id=task_id, **(task_args or {}))
     @airflow_outcome
     def run_stage(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
         return fn(spec, target.environment(), current_run(), **inputs)
 
     return run_stage(inputs)
+
+
+def gate_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
+    """A stage task that runs a gate: when it finally fails, the configured notifier alerts (``gate_failed``)."""
+    return stage_task(spec, target, task_id, fn, task_args=alerts.on_failure(spec, "gate_failed"), **inputs)
 
 
 def pools(spec: PipelineSpec) -> dict[str, int]:
@@ -60,10 +65,12 @@ def etl_pool(spec: PipelineSpec) -> str:
 
 # --- the task groups, in pipeline order --------------------------------------------------
 def ingest_group(spec: PipelineSpec, target: Target) -> TaskGroup:
-    with TaskGroup("ingest", tooltip="wait for the batch of the run's date and check it can be read") as group:
+    # the group's alert is the sensor's (a missed arrival); the landing gate names its own
+    missed = alerts.on_failure(spec, "arrival_missed")
+    with TaskGroup("ingest", tooltip="wait for the batch of the run's date and check it can be read", default_args=missed) as group:
         chain(
             target.arrival_sensor(spec, "wait_for_batch"),
-            stage_task(spec, target, "landing_gate", lambda s, e, r: gates.gate_landing(s, e, r, data.batch_uri(s, e.bucket, r.ds))),
+            gate_task(spec, target, "landing_gate", lambda s, e, r: gates.gate_landing(s, e, r, data.batch_uri(s, e.bucket, r.ds))),
         )
     return group
 
@@ -80,7 +87,7 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
         def baseline_settled():
             return data.baseline_settled(spec, target.environment(), current_run())
 
-        curated_ok = stage_task(spec, target, "curated_gate", gates.gate_curated)
+        curated_ok = gate_task(spec, target, "curated_gate", gates.gate_curated)
         partition = target.task(data.CATALOG_PARTITION, spec, "catalog_partition")
         chain(curated.output, baseline_settled(), curated_ok, partition.head)
     return group
@@ -94,7 +101,7 @@ def features_group(spec: PipelineSpec, target: Target) -> TaskGroup:
         def window_settled():
             return data.window_settled(spec, target.environment(), current_run())
 
-        chain(window_settled(), stage_task(spec, target, "split", data.split), stage_task(spec, target, "splits_gate", gates.gate_splits))
+        chain(window_settled(), stage_task(spec, target, "split", data.split), gate_task(spec, target, "splits_gate", gates.gate_splits))
     return group
 
 
@@ -111,13 +118,13 @@ def training_group(spec: PipelineSpec, target: Target, code):
 def batch_transform_group(spec: PipelineSpec, target: Target, chosen, code):
     """The model, then batch transforms of the test split (gated on both sides), the validation split and the champion."""
     with TaskGroup("batch_transform", tooltip="input gate, model, batch transform of the test split, predictions gate") as group:
-        input_ok = stage_task(spec, target, "transform_input_gate", gates.gate_transform_input)
+        input_ok = gate_task(spec, target, "transform_input_gate", gates.gate_transform_input)
         model = target.task(transform.CREATE_MODEL, spec, "create_model", chosen=chosen, code=code)
         test = target.task(transform.TRANSFORM_TEST, spec, "transform", model=model.output)
         input_ok >> test.head
         validation = target.task(transform.TRANSFORM_VALIDATION, spec, "transform_validation", model=model.output)
         champion = target.task(transform.TRANSFORM_CHAMPION, spec, "transform_champion", model=model.output)
-        stage_task(
+        gate_task(
             spec, target, "predictions_gate", lambda s, e, r, transformed: gates.gate_predictions(s, e, r, transformed["output_uris"]), transformed=test.output
         )
     return group, {"model": model.output, "test": test.output, "validation": validation.output, "champion": champion.output}
@@ -135,12 +142,13 @@ def evaluate_task(spec: PipelineSpec, outputs: dict, chosen, code):
         chosen=chosen,
         model=outputs["model"],
         code=code,
+        **alerts.on_failure(spec, "model_rejected"),
     )
 
 
 def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, code, evaluation) -> TaskGroup:
     # one deployment of a pipeline at a time (runs of several dates may reach it together): a pool of one slot
-    serialised = {"pool": endpoint_pool(spec)}
+    serialised = {"pool": endpoint_pool(spec), **alerts.on_failure(spec, "deployment_failed")}
     with TaskGroup(
         "deployment",
         tooltip="the model package in the registry, then (if the registry approves it) the real-time endpoint and its smoke test",
