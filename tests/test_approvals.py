@@ -87,12 +87,13 @@ def _approve_directly(spec, world, number: int) -> None:
     approvals.set_approval(spec, world["env"], world["client"], number, "Approved", action="approve", by="test", reason="set-up of the test")
 
 
-def _events(dag_id: str) -> list[dict]:
+def _events(dr) -> list[dict]:
+    """The asset events the DAG run emitted, as Airflow recorded them."""
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        found = session.query(AssetEvent).filter(AssetEvent.source_dag_id == dag_id).order_by(AssetEvent.id).all()
+        found = session.query(AssetEvent).filter(AssetEvent.source_dag_id == dr.dag_id, AssetEvent.source_run_id == dr.run_id).order_by(AssetEvent.id).all()
         return [{"asset": e.asset.name, **e.extra} for e in found]
 
 
@@ -123,8 +124,7 @@ def test_approve_updates_the_registry_the_history_and_announces_the_approved_mod
     history = registry.version(spec, world["env"], 1)["history"]
     assert [(h["action"], h["by"], h["approval_before"], h["approval_after"]) for h in history] == [("approve", who, "PendingManualApproval", "Approved")]
     assert registry.approved(spec, world["env"], world["client"])["version"] == 1
-    events = _events(f"{PIPELINE}_review_model")
-    assert events[-1] == {"asset": f"{PIPELINE}.approved_model", "version": 1, "action": "approve", "by": who, "reason": "metrics reviewed with the clinic"}
+    assert _events(dr) == [{"asset": f"{PIPELINE}.approved_model", "version": 1, "action": "approve", "by": who, "reason": "metrics reviewed with the clinic"}]
 
 
 def test_rejecting_the_serving_version_says_it_still_serves(world, spec):
@@ -138,26 +138,31 @@ def test_rejecting_the_serving_version_says_it_still_serves(world, spec):
     assert registry.champion(spec, world["env"])["version"] == 1  # a rejection is not a rollback
 
 
+def test_reviewing_an_unknown_version_fails_and_changes_nothing(world, spec, capfd):
+    before = _package(spec, world["client"], 1)
+    dr, states = _trigger(world, "review", version=9, decision="Approved", reason="looks fine to me")
+    assert dr.state == "failed"
+    assert states["review_version"] == "failed" and states["announce_approved_model"] == "upstream_failed"
+    assert "registry version 9 of vertebral_column does not exist (versions: 1, 2)" in "".join(capfd.readouterr())
+    assert _package(spec, world["client"], 1) == before and "history" not in registry.version(spec, world["env"], 1)
+    assert _events(dr) == []
+
+
 @pytest.mark.parametrize(
-    "conf, message",
+    "conf",
     [
-        ({"version": 9, "decision": "Approved", "reason": "looks fine to me"}, "registry version 9 of vertebral_column does not exist"),
-        ({"version": 1, "decision": "Approved", "reason": "ok"}, "reason is required"),
+        {"version": 1, "decision": "Approved"},
+        {"version": 1, "decision": "Approved", "reason": "ok"},
+        {"version": 0, "decision": "Approved", "reason": "fine reason"},
     ],
 )
-def test_a_refused_review_changes_nothing(world, spec, conf, message, capfd):
+def test_the_form_refuses_a_missing_reason_or_a_bad_version(world, spec, conf):
+    from airflow.sdk.exceptions import ParamValidationError
+
     before = _package(spec, world["client"], 1)
-    try:
-        dr, states = _trigger(world, "review", **conf)
-        assert dr.state == "failed" and "success" not in states.values()
-    except Exception as e:  # the form's Params refuse the trigger itself
-        assert "reason" in str(e)
-    else:
-        out, err = capfd.readouterr()
-        assert message in out + err
-    assert _package(spec, world["client"], 1) == before
-    assert "history" not in registry.version(spec, world["env"], 1)
-    assert _events(f"{PIPELINE}_review_model") == [] or _events(f"{PIPELINE}_review_model")[-1].get("reason") != conf["reason"]
+    with pytest.raises(ParamValidationError, match=r"param (reason|version)"):
+        _trigger(world, "review", **conf)
+    assert _package(spec, world["client"], 1) == before and "history" not in registry.version(spec, world["env"], 1)
 
 
 def test_a_missing_reason_is_refused_by_the_action_itself():
@@ -173,7 +178,8 @@ def test_a_missing_reason_is_refused_by_the_action_itself():
 def test_promote_then_rollback_change_what_serves_and_what_the_registry_says(world, spec, capfd):
     env, client = world["env"], world["client"]
     dr, states = _trigger(world, "promote", version=2, reason="shallow model wins on recall")
-    assert dr.state == "failed" and states.get("deployment.deploy_version") != "success"
+    assert dr.state == "failed" and states["check_approved"] == "failed" and states["deployment.deploy_version"] == "upstream_failed"
+    assert _events(dr) == []
     assert "approve it first: make approve PIPELINE=vertebral_column VERSION=2" in "".join(capfd.readouterr())
     assert registry.champion(spec, env) is None
 
@@ -181,6 +187,7 @@ def test_promote_then_rollback_change_what_serves_and_what_the_registry_says(wor
     _approve_directly(spec, world, 2)
     dr, states = _trigger(world, "promote", version=1, reason="first model to serve")
     assert dr.state == "success", states
+    assert [(e["version"], e["action"]) for e in _events(dr)] == [(2, "promote")]  # the approved model is the newest Approved, not the one promoted
     answers, batch = _answers(spec, env, DATES[0])
     assert answers == batch  # version 1 serves, answering as its batch transform did
     first_config = registry.champion(spec, env)["endpoint_config"]
@@ -188,6 +195,7 @@ def test_promote_then_rollback_change_what_serves_and_what_the_registry_says(wor
 
     dr, states = _trigger(world, "promote", version=2, reason="shallow model wins on recall")
     assert dr.state == "success", states
+    assert [(e["version"], e["action"]) for e in _events(dr)] == [(2, "promote")]
     answers_v2, batch_v2 = _answers(spec, env, DATES[1])  # the same test rows (both versions split the bundled data alike)
     assert answers_v2 == batch_v2 and answers_v2 != batch  # version 2 serves: the answer changed
     assert registry.champion(spec, env)["version"] == 2
@@ -202,13 +210,12 @@ def test_promote_then_rollback_change_what_serves_and_what_the_registry_says(wor
     assert registry.version(spec, env, 2)["history"][-1]["action"] == "rollback"
     assert [(d["version"], d["action"]) for d in registry.deployments(spec, env)] == [(1, "promote"), (2, "promote"), (1, "rollback")]
     assert len({d["endpoint_config"] for d in registry.deployments(spec, env)}) == 3  # one config per action run
-    assert _events(f"{PIPELINE}_rollback_model")[-1]["version"] == 1
-    assert [e["version"] for e in _events(f"{PIPELINE}_promote_model")] == [2, 2]  # the approved model is the newest Approved
+    assert [(e["version"], e["action"]) for e in _events(dr)] == [(1, "rollback")]  # version 2, rejected, is no longer the approved model
 
-    # nothing before version 1 served: a second rollback is refused and changes nothing
+    # the only other version that served is Rejected now: a second rollback is refused and changes nothing
     dr, states = _trigger(world, "rollback", reason="try once more")
-    assert dr.state == "failed"
-    assert "cannot roll back vertebral_column: version 1 serves and no other version served before it" in "".join(capfd.readouterr())
+    assert dr.state == "failed" and states["deployment.deploy_previous"] == "upstream_failed"
+    assert "cannot roll back vertebral_column: version 1 serves and earlier deployed versions [2] are no longer Approved" in "".join(capfd.readouterr())
     assert registry.champion(spec, env)["version"] == 1 and _package(spec, client, 1)["ModelApprovalStatus"] == "Approved"
 
 
@@ -239,7 +246,12 @@ def test_review_acts_on_sagemakers_model_registry_through_boto3(lake, spec, env,
         client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
         client.create_model_package_group(ModelPackageGroupName=spec.slug)
         request = deployment.package_request(
-            spec, env, run, {"model_data": "s3://b/m.tar.gz", "job_name": "j"}, {"version": 1, "decision": "PendingManualApproval"}, {"sourcedir_uri": "s3://b/c.tar.gz"}
+            spec,
+            env,
+            run,
+            {"model_data": "s3://b/m.tar.gz", "job_name": "j"},
+            {"version": 1, "decision": "PendingManualApproval"},
+            {"sourcedir_uri": "s3://b/c.tar.gz"},
         )
         request.pop("ClientToken", None)
         arn = client.create_model_package(**request)["ModelPackageArn"]

@@ -184,7 +184,8 @@ def rollback_plan(spec: PipelineSpec, env: Environment, client) -> dict:
 
 def reject_rolled_back(spec: PipelineSpec, env: Environment, client, request: ActionRequest, serving: dict) -> dict:
     """The version a rollback took off the endpoint is set Rejected, saying so."""
-    return set_approval(spec, env, client, serving["version"], "Rejected", action="rollback", by=request.by, reason=f"rolled back by {request.by}: {request.reason}")
+    why = f"rolled back by {request.by}: {request.reason}"
+    return set_approval(spec, env, client, serving["version"], "Rejected", action="rollback", by=request.by, reason=why)
 
 
 def announcement(spec: PipelineSpec, env: Environment, client, request: ActionRequest) -> dict:
