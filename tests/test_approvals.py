@@ -264,3 +264,15 @@ def test_review_acts_on_sagemakers_model_registry_through_boto3(lake, spec, env,
             assert described["ApprovalDescription"] == f"ana: {decision} after review"
         assert registry.approved(spec, env, client) is None  # rejected last
         assert [h["approval_after"] for h in json.loads(json.dumps(registry.version(spec, env, 1)["history"]))] == ["Approved", "Rejected"]
+
+
+def test_the_training_dag_announces_only_an_approved_registration(world, spec):
+    from gated_ml.errors import Skip
+
+    env, client = world["env"], world["client"]
+    pending = {"approval": _package(spec, client, 2)["ModelApprovalStatus"]}
+    with pytest.raises(Skip, match="PendingManualApproval"):
+        approvals.registered_announcement(spec, env, client, pending, "vertebral_column/scheduled__2026-11-08")
+    _approve_directly(spec, world, 2)
+    extra = approvals.registered_announcement(spec, env, client, {"approval": "Approved"}, "vertebral_column/scheduled__2026-11-08")
+    assert extra == {"version": 2, "action": "registered", "by": "vertebral_column/scheduled__2026-11-08", "reason": "the model gate approved the model"}
