@@ -208,7 +208,7 @@ def act(action: str, pipeline: str, version: int | None, reason: str) -> int:
         return 2
     print("\n" + "=" * 78)
     print(f"{dag_id}: {dag_run.state}")
-    for ti in dag_run.get_task_instances():
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: t.start_date or dt.datetime.max.replace(tzinfo=dt.UTC)):
         print(f"  {ti.state or 'not run':<16}{ti.task_id}")
     if dag_run.state != "success":
         print("the failed task's log above says why; nothing after it ran")
