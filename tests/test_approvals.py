@@ -276,3 +276,9 @@ def test_the_training_dag_announces_only_an_approved_registration(world, spec):
     _approve_directly(spec, world, 2)
     extra = approvals.registered_announcement(spec, env, client, {"approval": "Approved"}, "vertebral_column/scheduled__2026-11-08")
     assert extra == {"version": 2, "action": "registered", "by": "vertebral_column/scheduled__2026-11-08", "reason": "the model gate approved the model"}
+
+
+def test_who_is_the_triggering_user_or_the_cli_user():
+    assert approvals.triggered_by("ana.ops", "root") == "ana.ops"  # a trigger from the UI or the REST API
+    assert approvals.triggered_by("dag_test", "ana") == "ana (cli)"  # dag.test, as the CLI runs actions, names no user
+    assert approvals.triggered_by(None, "ana") == "ana (cli)"
