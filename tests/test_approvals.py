@@ -112,6 +112,7 @@ def _answers(spec, env, ds: str) -> tuple[list[str], list[str]]:
 
 
 # --- review -------------------------------------------------------------------------------------
+@pytest.mark.slow  # trains two models, starts model servers
 def test_approve_updates_the_registry_the_history_and_announces_the_approved_model(world, spec):
     dr, states = _trigger(world, "review", version=1, decision="Approved", reason="metrics reviewed with the clinic")
     assert dr.state == "success", states
@@ -127,6 +128,7 @@ def test_approve_updates_the_registry_the_history_and_announces_the_approved_mod
     assert _events(dr) == [{"asset": f"{PIPELINE}.approved_model", "version": 1, "action": "approve", "by": who, "reason": "metrics reviewed with the clinic"}]
 
 
+@pytest.mark.slow  # trains two models, starts model servers
 def test_rejecting_the_serving_version_says_it_still_serves(world, spec):
     _approve_directly(spec, world, 1)
     registry.crown(spec, world["env"], 1, "vertebral-column-epc-20261101-1")  # version 1 serves (no endpoint needed to say so)
@@ -138,6 +140,7 @@ def test_rejecting_the_serving_version_says_it_still_serves(world, spec):
     assert registry.champion(spec, world["env"])["version"] == 1  # a rejection is not a rollback
 
 
+@pytest.mark.slow  # trains two models, starts model servers
 def test_reviewing_an_unknown_version_fails_and_changes_nothing(world, spec, capfd):
     before = _package(spec, world["client"], 1)
     dr, states = _trigger(world, "review", version=9, decision="Approved", reason="looks fine to me")
@@ -148,6 +151,7 @@ def test_reviewing_an_unknown_version_fails_and_changes_nothing(world, spec, cap
     assert _events(dr) == []
 
 
+@pytest.mark.slow  # trains two models, starts model servers
 @pytest.mark.parametrize(
     "conf",
     [
@@ -175,6 +179,7 @@ def test_a_missing_reason_is_refused_by_the_action_itself():
 
 
 # --- promote and roll back ----------------------------------------------------------------------------
+@pytest.mark.slow  # trains two models, starts model servers
 def test_promote_then_rollback_change_what_serves_and_what_the_registry_says(world, spec, capfd):
     env, client = world["env"], world["client"]
     dr, states = _trigger(world, "promote", version=2, reason="shallow model wins on recall")
@@ -219,6 +224,7 @@ def test_promote_then_rollback_change_what_serves_and_what_the_registry_says(wor
     assert registry.champion(spec, env)["version"] == 1 and _package(spec, client, 1)["ModelApprovalStatus"] == "Approved"
 
 
+@pytest.mark.slow  # trains two models, starts model servers
 def test_rollback_with_nothing_serving_is_refused(world, spec):
     with pytest.raises(ActionRefused, match="nothing serves"):
         approvals.rollback_plan(spec, world["env"], world["client"])
@@ -266,6 +272,7 @@ def test_review_acts_on_sagemakers_model_registry_through_boto3(lake, spec, env,
         assert [h["approval_after"] for h in json.loads(json.dumps(registry.version(spec, env, 1)["history"]))] == ["Approved", "Rejected"]
 
 
+@pytest.mark.slow  # trains two models, starts model servers
 def test_the_training_dag_announces_only_an_approved_registration(world, spec):
     from gated_ml.errors import Skip
 
