@@ -16,15 +16,45 @@ def bag():
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
+ACTIONS = ("review", "promote", "rollback")
+
+
+def _training_dags(bag):
+    from gated_ml.spec import spec_paths
+
+    return [bag.dags[p.stem] for p in spec_paths()]
+
+
 def test_no_import_errors_and_one_dag_per_spec(bag):
     from gated_ml.spec import spec_paths
 
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {p.stem for p in spec_paths()}
+    stems = {p.stem for p in spec_paths()}
+    actions = {f"{s}_{a}_model" for s in stems for a in ACTIONS}
+    assert actions <= set(bag.dag_ids)
+    assert set(bag.dag_ids) - actions == stems
+
+
+def test_action_dags_are_operations_triggered_by_hand_with_a_form(bag):
+    from gated_ml.dag_factory import endpoint_pool
+    from gated_ml.spec import load_pipeline
+
+    spec = load_pipeline("vertebral_column")
+    for action in ACTIONS:
+        dag = bag.dags[f"vertebral_column_{action}_model"]
+        assert dag.timetable.__class__.__name__ == "NullTimetable" and set(dag.tags) == {"gated-ml", "operations"} and dag.doc_md
+        assert "reason" in dag.params and dag.params.get_param("reason").schema["minLength"] >= 5
+        assert next(t.task_id for t in dag.topological_sort()) == "read_request" and dag.task_dict["announce_approved_model"].outlets
+        for t in dag.tasks:
+            assert t.owner == "ml-platform" and t.retries >= 1, t.task_id
+            if t.task_id.startswith("deployment."):
+                assert t.pool == endpoint_pool(spec), t.task_id
+    assert bag.dags["vertebral_column_review_model"].params.get_param("decision").schema["enum"] == ["Approved", "Rejected"]
+    assert bag.dags["vertebral_column_promote_model"].params.get_param("version").schema["minimum"] == 1
 
 
 def test_dag_properties(bag):
-    for dag in bag.dags.values():
+    for dag in _training_dags(bag):
         assert dag.doc_md and "Stages:" in dag.doc_md
         assert "gated-ml" in dag.tags
         assert dag.max_active_runs == 1 and dag.catchup is False  # the shipped specs' settings

@@ -156,6 +156,7 @@ def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, 
     ) as group:
         # the model registry's approval of the registered package is what the deployment reads
         package = target.task(deployment.REGISTER_MODEL_VERSION, spec, "register_model_version", chosen=chosen, evaluation=evaluation.output, code=code)
+        announce_registered(spec, target, package.output)
         endpoint = target.task(
             deployment.DEPLOY_ENDPOINT,
             spec,
@@ -174,6 +175,20 @@ def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, 
             transformed=outputs["test"],
         )
     return group
+
+
+def announce_registered(spec: PipelineSpec, target: Target, package):
+    """``announce_approved_model``: the approved-model asset event when the registry approved the registered package (skipped otherwise)."""
+    from gated_ml.action_dags import announce_task
+    from gated_ml.stages.approvals import registered_announcement
+
+    def registered(s, e, client, package):
+        from airflow.sdk import get_current_context
+
+        run = get_current_context()["dag_run"]
+        return registered_announcement(s, e, client, package, f"{run.dag_id}/{run.run_id}")
+
+    return announce_task(spec, target, registered, package=package)
 
 
 # --- the DAG -------------------------------------------------------------------------------
