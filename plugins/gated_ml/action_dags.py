@@ -44,24 +44,16 @@ def action_task(spec: PipelineSpec, target: Target, task_id: str, fn, multiple_o
 
 
 def announce_task(spec: PipelineSpec, target: Target, fn, **inputs):
-    """``announce_approved_model``: emits the approved-model asset event, ``extra`` = ``fn(spec, env, client, **inputs)`` (a Skip emits nothing).
+    """``announce_approved_model``: emits the approved-model asset event, ``extra`` = ``fn(spec, env, client, **inputs)`` (a Skip emits nothing)."""
+    approved = assets.approved_model(spec)
 
-    The task's outlet is an asset alias and the event is added to ``assets.approved_model(spec)``
-    at run time: building that asset (an ``s3://`` URI) imports the Amazon provider's URI
-    normaliser, and with it boto3, which parsing a DAG must not. Airflow records the event on
-    the asset itself, so DAGs scheduled on the asset run on it.
-    """
-    from airflow.sdk import AssetAlias
-
-    alias = AssetAlias(name=f"{spec.name}.approved_model.announcements", group=assets.GROUP)
-
-    @task(task_id="announce_approved_model", outlets=[alias])
+    @task(task_id="announce_approved_model", outlets=[approved])
     @airflow_outcome
     def announce(inputs: dict):
         from airflow.sdk import get_current_context
 
         extra = fn(spec, target.environment(), target.registry_client(), **inputs)
-        get_current_context()["outlet_events"][alias].add(assets.approved_model(spec), extra=extra)
+        get_current_context()["outlet_events"][approved].extra = extra
         return extra
 
     return announce(inputs)
