@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import html
 import json
-from urllib.parse import quote
-
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
