@@ -179,6 +179,7 @@ def _observed_kl(finding: dict) -> float:
     return float(re.match(r"KL divergence (\S+) from the baseline", finding["observed"]).group(1))
 
 
+@pytest.mark.slow  # GX checkpoints on pipeline data; Airflow's API server app
 def test_the_profile_describes_the_batch_and_the_window(profiled, spec):
     doc, frames = profiled["doc"], profiled["frames"]
     window = pd.concat(frames.values(), ignore_index=True).drop_duplicates()
@@ -194,6 +195,7 @@ def test_the_profile_describes_the_batch_and_the_window(profiled, spec):
         _png(storage.read_bytes(profiled["loc"].profile(SECOND) + f"{name}.png"))
 
 
+@pytest.mark.slow  # GX checkpoints on pipeline data; Airflow's API server app
 def test_the_drift_series_reads_the_gate_records_up_to_the_run(profiled, spec):
     drift, loc = profiled["doc"]["drift"], profiled["loc"]
     assert drift["dates"] == [FIRST, SECOND]  # the later date's record is not this run's
@@ -232,6 +234,7 @@ def served(profiled, airflow_db):
     return f"/gated-ml/reports/vertebral_column/{RUN_ID}"
 
 
+@pytest.mark.slow  # GX checkpoints on pipeline data; Airflow's API server app
 def test_the_report_shows_the_data_section_and_the_run_parameters(served, profiled):
     page = airflow_api.client().get(served)
     assert page.status_code == 200, page.text
@@ -253,17 +256,20 @@ def test_the_report_shows_the_data_section_and_the_run_parameters(served, profil
         _png(image.content)
 
 
+@pytest.mark.slow  # GX checkpoints on pipeline data; Airflow's API server app
 def test_a_run_without_profile_or_parameters_says_so(served):
     page = airflow_api.client().get("/gated-ml/reports/vertebral_column/manual__later")
     assert page.status_code == 200
     assert "No parameters recorded for this run." in page.text and "No data profile for this run (yet)" in page.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["secrets", "batch_histograms_", "..%2Fprofile", "drift.png"])
 def test_only_the_profile_charts_are_served(served, name):
     assert airflow_api.client().get(f"{served}/profile/{name}.png").status_code == 404
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["", "/profile/drift.png", "/roc_curve.png"])
 def test_every_view_refuses_a_request_without_login(served, path):
     anonymous = airflow_api.client(None).get(served + path)
@@ -274,6 +280,7 @@ def test_every_view_refuses_a_request_without_login(served, path):
     assert no_role.status_code == 403 and no_role.json()["detail"] == "Forbidden"  # logged in, but no read access to the DAG
 
 
+@pytest.mark.slow  # GX checkpoints on pipeline data; Airflow's API server app
 def test_the_ui_login_cookie_opens_the_report(served):
     """A browser opening the external view or the extra link carries the UI's ``_token`` cookie, not a header."""
     page = airflow_api.client(cookie=True).get(served)

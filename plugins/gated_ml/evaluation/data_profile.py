@@ -120,6 +120,9 @@ def _grid(n: int, title: str):
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
     fig.suptitle(title)
     flat = list(axes.flat)
+    for ax in flat[:n]:
+        ax.locator_params(nbins=4)  # few ticks: legible small panels, and each tick costs drawing time
+        ax.tick_params(labelsize=7)
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
@@ -140,9 +143,10 @@ def histograms(spec: PipelineSpec, frame, title: str) -> bytes:
         ax.set_title(c.name, fontsize=9)
         if c.type == "string":
             counts = frame[c.name].dropna().astype(str).value_counts().head(MAX_CATEGORIES)
-            counts.plot.bar(ax=ax, color="#4c72b0") if len(counts) else _nothing(ax, "all null")
+            ax.bar(counts.index, counts.to_numpy(), color="#4c72b0") if len(counts) else _nothing(ax, "all null")
+            ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         elif numbers[c.name].notna().any():
-            numbers[c.name].dropna().plot.hist(ax=ax, bins=20, color="#4c72b0")
+            ax.hist(numbers[c.name].dropna().to_numpy(), bins=20, color="#4c72b0")
         else:
             _nothing(ax, "all null")
     if not features:
@@ -157,7 +161,7 @@ def box_plots(spec: PipelineSpec, frame, title: str) -> bytes:
     for ax, name in zip(axes, numbers.columns, strict=True):
         values = numbers[name].dropna()
         if len(values):
-            values.plot.box(ax=ax, whis=1.5)
+            ax.boxplot(values.to_numpy(), whis=1.5, tick_labels=[""])
         else:
             _nothing(ax, "all null")
         ax.set_title(name, fontsize=9)
@@ -203,7 +207,7 @@ def target_chart(spec: PipelineSpec, frame, title: str) -> bytes:
         import pandas as pd
 
         values = pd.to_numeric(frame[spec.target.column], errors="coerce").dropna()
-        values.plot.hist(ax=ax, bins=20, color="#4c72b0") if len(values) else _nothing(ax, "all null")
+        ax.hist(values.to_numpy(), bins=20, color="#4c72b0") if len(values) else _nothing(ax, "all null")
         ax.set_xlabel(spec.target.column)
     return _png(fig)
 
