@@ -89,17 +89,20 @@ def test_full_run(airflow_db, lake, spec):
     assert report["registry_version"] == 1 and report["threshold"] == 0.5 and report["metrics"]["pr_auc"] > 0.5
     for plot in ("roc_curve.png", "pr_curve.png", "confusion_matrix.png", "feature_importance.png"):
         assert storage.read_bytes(loc.evaluation(DS) + plot).startswith(b"\x89PNG")
-    from fastapi.testclient import TestClient
-
+    import airflow_api
     from gated_ml.evaluation import registry
-    from gated_ml.ui import app
+    from gated_ml.evaluation.report_sections import PROFILE_IMAGES
 
     champion = registry.champion(spec, LocalTarget().environment())
     assert champion["version"] == 1 and champion["decision"] == "Approved" and champion["data"]["files"]
     assert champion["data"]["window"]["batches"] == [DS]
-    page = TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}")
-    assert page.status_code == 200 and "Model gate: Approved" in page.text and "roc_auc" in page.text
-    assert TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}/roc_curve.png").content.startswith(b"\x89PNG")
+    profile = json.loads(storage.read_text(loc.profile(DS) + "profile.json"))  # the data section, written after the split
+    assert profile["batch"]["rows"] == 217 and profile["window"]["rows"] == sum(window["rows"].values()) and profile["drift"]["dates"] == [DS]
+    assert all(storage.read_bytes(loc.profile(DS) + f"{name}.png").startswith(b"\x89PNG") for name in PROFILE_IMAGES)
+    ui, report = airflow_api.client(), f"/gated-ml/reports/vertebral_column/{dr.run_id}"  # the API server's app, logged in
+    page = ui.get(report)
+    assert page.status_code == 200 and "Model gate: Approved" in page.text and "roc_auc" in page.text and "<h2>Data</h2>" in page.text
+    assert ui.get(f"{report}/roc_curve.png").content.startswith(b"\x89PNG") and ui.get(f"{report}/profile/drift.png").content.startswith(b"\x89PNG")
 
     # the next week: the window grows by its batch, and every row keeps its split
     nxt = "2026-11-08"

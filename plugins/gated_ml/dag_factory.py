@@ -25,7 +25,7 @@ from gated_ml.errors import SpecError, airflow_outcome
 from gated_ml.metric_names import lower_is_better
 from gated_ml.spec import PipelineSpec
 from gated_ml.stages import code as code_stage
-from gated_ml.stages import data, deployment, gates, training, transform
+from gated_ml.stages import data, deployment, gates, profile, training, transform
 from gated_ml.targets import Target, configured
 from gated_ml.targets.base import current_run
 
@@ -94,14 +94,16 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
 
 
 def features_group(spec: PipelineSpec, target: Target) -> TaskGroup:
-    with TaskGroup("features", tooltip="the training window (every gate decided), its split by row hash, the splits gate") as group:
+    with TaskGroup("features", tooltip="the training window (every gate decided), its split by row hash, the splits gate, the data profile") as group:
 
         @task.sensor(task_id="window_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
         @airflow_outcome
         def window_settled():
             return data.window_settled(spec, target.environment(), current_run())
 
-        chain(window_settled(), stage_task(spec, target, "split", data.split), gate_task(spec, target, "splits_gate", gates.gate_splits))
+        split = stage_task(spec, target, "split", data.split)
+        chain(window_settled(), split, gate_task(spec, target, "splits_gate", gates.gate_splits))
+        split >> stage_task(spec, target, "profile_data", profile.profile_data)  # the report's data section
     return group
 
 
