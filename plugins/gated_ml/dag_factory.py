@@ -20,7 +20,7 @@ import textwrap
 
 from airflow.sdk import DAG, TaskGroup, chain, task
 
-from gated_ml import settings
+from gated_ml import run_params, settings
 from gated_ml.errors import SpecError, airflow_outcome
 from gated_ml.metric_names import lower_is_better
 from gated_ml.spec import PipelineSpec
@@ -36,7 +36,8 @@ def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
     @task(task_id=task_id)
     @airflow_outcome
     def run_stage(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
-        return fn(spec, target.environment(), current_run(), **inputs)
+        run = current_run()
+        return fn(run_params.effective_spec(spec, run), target.environment(), run, **inputs)
 
     return run_stage(inputs)
 
@@ -56,6 +57,17 @@ def endpoint_pool(spec: PipelineSpec) -> str:
 
 def etl_pool(spec: PipelineSpec) -> str:
     return f"gated-ml-{spec.slug}-etl"
+
+
+def check_params_task(spec: PipelineSpec, target: Target):
+    """The first task: the run's params checked again (a run can get here with values no form saw) and recorded in ``runs/ds=…/params.json``."""
+
+    @task(task_id="check_params")
+    @airflow_outcome
+    def check_params(run_id=None):  # Airflow fills run_id from its context
+        return run_params.record(spec, target.environment(), current_run(), run_id)
+
+    return check_params()
 
 
 # --- the task groups, in pipeline order --------------------------------------------------
@@ -78,7 +90,8 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
         @task.sensor(task_id="baseline_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
         @airflow_outcome
         def baseline_settled():
-            return data.baseline_settled(spec, target.environment(), current_run())
+            run = current_run()
+            return data.baseline_settled(run_params.effective_spec(spec, run), target.environment(), run)
 
         curated_ok = stage_task(spec, target, "curated_gate", gates.gate_curated)
         partition = target.task(data.CATALOG_PARTITION, spec, "catalog_partition")
@@ -92,7 +105,8 @@ def features_group(spec: PipelineSpec, target: Target) -> TaskGroup:
         @task.sensor(task_id="window_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
         @airflow_outcome
         def window_settled():
-            return data.window_settled(spec, target.environment(), current_run())
+            run = current_run()
+            return data.window_settled(run_params.effective_spec(spec, run), target.environment(), run)
 
         chain(window_settled(), stage_task(spec, target, "split", data.split), stage_task(spec, target, "splits_gate", gates.gate_splits))
     return group
@@ -206,7 +220,9 @@ def build_dag(spec: PipelineSpec) -> DAG:
         doc_md=_doc(spec),
         tags=["gated-ml", spec.problem_type, *spec.tags],
         default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": dt.timedelta(seconds=spec.retry_delay_seconds)},
+        params=run_params.params(spec),
     ) as dag:
+        checked = check_params_task(spec, target)
         code = stage_task(spec, target, "package_code", lambda s, e, r: code_stage.package_code(s, e))
         ingest = ingest_group(spec, target)
         etl = etl_group(spec, target, code)
@@ -215,7 +231,8 @@ def build_dag(spec: PipelineSpec) -> DAG:
         scoring, outputs = batch_transform_group(spec, target, chosen, code)
         evaluation = evaluate_task(spec, outputs, chosen, code)
         deployment_tasks = deployment_group(spec, target, outputs, chosen, code, evaluation)
-        chain(ingest, etl, features, training_tasks, scoring, evaluation, deployment_tasks)
+        checked >> code
+        chain(checked, ingest, etl, features, training_tasks, scoring, evaluation, deployment_tasks)
     return dag
 
 
