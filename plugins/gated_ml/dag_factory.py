@@ -1,6 +1,6 @@
 """One Airflow DAG per pipeline spec, read as the pipeline:
 
-    chain(ingest, etl, features, training, batch_transform, evaluate, deployment)
+    chain(check_params, ingest, etl, features, training, batch_transform, evaluate, deployment)
 
 Each task group is built by a small function from the stage functions
 (:mod:`gated_ml.stages`) and the configured target (:mod:`gated_ml.targets`): a step that
@@ -10,7 +10,9 @@ stage task. The factory holds no stage logic and never asks which target it buil
 Parse-time work is limited to reading the spec: no AWS, SDK, pandas or GX import, no clock
 or uuid in names. Every request is built inside its task from the spec and the run (logical
 date, try number). A refusal (a failed gate, the model gate) fails its task without retry
-and leaves everything downstream unrun (:mod:`gated_ml.errors`).
+and leaves everything downstream unrun (:mod:`gated_ml.errors`). The DAG's trigger-form
+params (:mod:`gated_ml.run_params`) are checked by its first task and reach every stage as
+the spec with them applied (``run_params.effective_spec``).
 """
 
 from __future__ import annotations
@@ -200,6 +202,10 @@ def _doc(spec: PipelineSpec) -> str:
         jobs, objective `{spec.tuning.objective_metric}`) → model → transform input gate →
         batch transform → predictions gate → evaluate (model gate: {thresholds}) → deploy
         endpoint → smoke test.
+
+        **Params** (the trigger form): skip tuning, max tuning jobs, deploy, the model gate's
+        thresholds, the training window; the spec's values by default. `check_params` refuses a
+        value out of range and records them in `runs/ds=…/params.json`.
 
         A failed gate fails its task with the column, figure and threshold, quarantines the
         batch under `quarantine/ds=…/` and leaves everything downstream unrun. Gate results
