@@ -101,6 +101,10 @@ def test_the_dag_refuses_a_bad_value_naming_the_param_value_and_range(spec, name
 def test_the_dag_refuses_a_param_no_form_has(spec):
     with pytest.raises(InvalidParams, match=r"unknown params \['max_tuning_job'\].*this DAG's params are"):
         run_params.resolve(spec, {"max_tuning_job": 3})
+    # a stage run by another DAG (scoring, registry actions) carries that DAG's params: the spec's run, unchanged
+    assert run_params.effective_spec(spec, _run(version=3)) is spec
+    with pytest.raises(InvalidParams, match="threshold_f1 = 7"):  # a training param out of range is refused by every stage
+        run_params.effective_spec(spec, _run(version=3, threshold_f1=7))
 
 
 def test_check_params_is_the_first_task_and_everything_waits_for_it(dag):

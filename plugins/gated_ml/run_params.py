@@ -141,16 +141,18 @@ def params(spec: PipelineSpec) -> dict:
     return {name: d.param() for name, d in definitions(spec).items()}
 
 
-def resolve(spec: PipelineSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+def resolve(spec: PipelineSpec, given: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]:
     """Every param's value for a run: each given one checked by its ``Param`` (as the form checks it), the others the spec's.
 
-    Raises :class:`InvalidParams` for a name no param has and for a value out of its range.
+    Raises :class:`InvalidParams` for a value out of its range and, when ``strict`` (the
+    training DAG's ``check_params``), for a name no param has. Not strict, other names are
+    ignored: a stage run by another DAG (scoring, registry actions) carries that DAG's params.
     """
     from airflow.sdk.exceptions import ParamValidationError
 
     known = definitions(spec)
     unknown = sorted(set(given) - set(known))
-    if unknown:
+    if unknown and strict:
         raise InvalidParams(f"unknown params {unknown} in the run's conf: this DAG's params are {list(known)}; remove them or check their spelling")
     values = {}
     for name, d in known.items():
@@ -204,12 +206,12 @@ def apply(spec: PipelineSpec, values: Mapping[str, Any]) -> PipelineSpec:
 
 def effective_spec(spec: PipelineSpec, run) -> PipelineSpec:
     """The spec as this run (a :class:`~gated_ml.job_requests.Run`) sees it: its params applied. Idempotent."""
-    return apply(spec, resolve(spec, run.params)) if run.params else spec
+    return apply(spec, resolve(spec, run.params, strict=False)) if run.params else spec
 
 
 def value(spec: PipelineSpec, run, name: str):
     """One param's value for ``run`` (its given value, else the spec's)."""
-    return resolve(spec, run.params)[name]
+    return resolve(spec, run.params, strict=False)[name]
 
 
 def record(spec: PipelineSpec, env, run, dag_run_id: str) -> dict:

@@ -29,7 +29,7 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
     task (nothing is deployed); its reasons are in the report and the registry. The model gate
     holds the run's thresholds (its params applied to the spec); the document records the params.
     """
-    values = run_params.resolve(spec, run.params)
+    values = run_params.resolve(spec, run.params, strict=False)
     asked = {"values": values, "overrides": run_params.overrides(spec, values)}  # against the spec's own values
     spec = run_params.apply(spec, values)
     loc = jr.locations(spec, env)
