@@ -116,12 +116,10 @@ def test_full_run(airflow_db, lake, spec):
     assert states["deployment.smoke_test_endpoint"] == "success"  # approved (ROC AUC 0.93 on its 28 test rows) and deployed
     assert registry.champion(spec, LocalTarget().environment())["ds"] == nxt
 
-    # a re-run of the first date, without tuning (a trigger-form param): registered again (the same version), never deployed over the newer model
-    tuning_jobs = sorted((lake / "_control" / "tuning-jobs").glob("*.json"))
-    _, states = _run_dag(ds=DS, conf={"skip_tuning": True})
-    assert states["training.tune"] == "success" and sorted((lake / "_control" / "tuning-jobs").glob("*.json")) == tuning_jobs  # no tuning job
+    # a re-run of the first date, told not to deploy (a trigger-form param): registered again (the same version), never deployed
+    _, states = _run_dag(ds=DS, conf={"deploy": False})
     rerun = json.loads(storage.read_text(loc.evaluation(DS) + "metrics.json"))
-    assert rerun["params"]["overrides"] == {"skip_tuning": True} and rerun["model"].get("tuning_job") is None
+    assert rerun["params"]["overrides"] == {"deploy": False}
     assert states["evaluate"] == "success" and states["batch_transform.transform_champion"] == "success"
     assert states["deployment.deploy_endpoint"] == "skipped" and states["deployment.smoke_test_endpoint"] == "skipped"
     assert registry.champion(spec, LocalTarget().environment())["ds"] == nxt
