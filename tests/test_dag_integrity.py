@@ -64,6 +64,17 @@ def test_dag_properties(bag):
             assert t.retry_delay == dt.timedelta(minutes=1), t.task_id  # the shipped specs' default
 
 
+def test_every_training_dag_has_the_trigger_form_params_checked_first(bag):
+    from gated_ml.spec import load_pipeline
+
+    for dag_id, dag in bag.dags.items():
+        spec = load_pipeline(dag_id)
+        thresholds = {f"threshold_{m}" for m in spec.evaluation.thresholds}
+        assert set(dag.params) == {"skip_tuning", "max_tuning_jobs", "deploy", "window_batches", *thresholds}, dag_id
+        assert dag.params.validate()["max_tuning_jobs"] == spec.tuning.max_jobs
+        assert [t.task_id for t in dag.roots] == ["check_params"], dag_id
+
+
 def test_the_retry_delay_comes_from_the_spec(spec):
     from gated_ml.dag_factory import build_dag
 

@@ -1,6 +1,6 @@
 """One Airflow DAG per pipeline spec, read as the pipeline:
 
-    chain(ingest, etl, features, training, batch_transform, evaluate, deployment)
+    chain(check_params, ingest, etl, features, training, batch_transform, evaluate, deployment)
 
 Each task group is built by a small function from the stage functions
 (:mod:`gated_ml.stages`) and the configured target (:mod:`gated_ml.targets`): a step that
@@ -10,7 +10,9 @@ stage task. The factory holds no stage logic and never asks which target it buil
 Parse-time work is limited to reading the spec: no AWS, SDK, pandas or GX import, no clock
 or uuid in names. Every request is built inside its task from the spec and the run (logical
 date, try number). A refusal (a failed gate, the model gate) fails its task without retry
-and leaves everything downstream unrun (:mod:`gated_ml.errors`).
+and leaves everything downstream unrun (:mod:`gated_ml.errors`). The DAG's trigger-form
+params (:mod:`gated_ml.run_params`) are checked by its first task and reach every stage as
+the spec with them applied (``run_params.effective_spec``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import textwrap
 
 from airflow.sdk import DAG, TaskGroup, chain, task
 
-from gated_ml import alerts, settings
+from gated_ml import alerts, run_params, settings
 from gated_ml.errors import SpecError, airflow_outcome
 from gated_ml.metric_names import lower_is_better
 from gated_ml.spec import PipelineSpec
@@ -36,7 +38,8 @@ def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, *, task_arg
     @task(task_id=task_id, **(task_args or {}))
     @airflow_outcome
     def run_stage(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
-        return fn(spec, target.environment(), current_run(), **inputs)
+        run = current_run()
+        return fn(run_params.effective_spec(spec, run), target.environment(), run, **inputs)
 
     return run_stage(inputs)
 
@@ -63,6 +66,17 @@ def etl_pool(spec: PipelineSpec) -> str:
     return f"gated-ml-{spec.slug}-etl"
 
 
+def check_params_task(spec: PipelineSpec, target: Target):
+    """The first task: the run's params checked again (a run can get here with values no form saw) and recorded in ``runs/ds=…/params.json``."""
+
+    @task(task_id="check_params")
+    @airflow_outcome
+    def check_params(run_id=None):  # Airflow fills run_id from its context
+        return run_params.record(spec, target.environment(), current_run(), run_id)
+
+    return check_params()
+
+
 # --- the task groups, in pipeline order --------------------------------------------------
 def ingest_group(spec: PipelineSpec, target: Target) -> TaskGroup:
     # the group's alert is the sensor's (a missed arrival); the landing gate names its own
@@ -85,7 +99,8 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
         @task.sensor(task_id="baseline_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
         @airflow_outcome
         def baseline_settled():
-            return data.baseline_settled(spec, target.environment(), current_run())
+            run = current_run()
+            return data.baseline_settled(run_params.effective_spec(spec, run), target.environment(), run)
 
         curated_ok = gate_task(spec, target, "curated_gate", gates.gate_curated)
         partition = target.task(data.CATALOG_PARTITION, spec, "catalog_partition")
@@ -99,7 +114,8 @@ def features_group(spec: PipelineSpec, target: Target) -> TaskGroup:
         @task.sensor(task_id="window_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
         @airflow_outcome
         def window_settled():
-            return data.window_settled(spec, target.environment(), current_run())
+            run = current_run()
+            return data.window_settled(run_params.effective_spec(spec, run), target.environment(), run)
 
         split = stage_task(spec, target, "split", data.split)
         chain(window_settled(), split, gate_task(spec, target, "splits_gate", gates.gate_splits))
@@ -212,6 +228,10 @@ def _doc(spec: PipelineSpec) -> str:
         batch transform → predictions gate → evaluate (model gate: {thresholds}) → deploy
         endpoint → smoke test.
 
+        **Params** (the trigger form): skip tuning, max tuning jobs, deploy, the model gate's
+        thresholds, the training window; the spec's values by default. `check_params` refuses a
+        value out of range and records them in `runs/ds=…/params.json`.
+
         A failed gate fails its task with the column, figure and threshold, quarantines the
         batch under `quarantine/ds=…/` and leaves everything downstream unrun. Gate results
         are under `quality/ds=…/`, the evaluation report under `evaluation/ds=…/`.
@@ -231,7 +251,9 @@ def build_dag(spec: PipelineSpec) -> DAG:
         doc_md=_doc(spec),
         tags=["gated-ml", spec.problem_type, *spec.tags],
         default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": dt.timedelta(seconds=spec.retry_delay_seconds)},
+        params=run_params.params(spec),
     ) as dag:
+        checked = check_params_task(spec, target)
         code = stage_task(spec, target, "package_code", lambda s, e, r: code_stage.package_code(s, e))
         ingest = ingest_group(spec, target)
         etl = etl_group(spec, target, code)
@@ -240,7 +262,8 @@ def build_dag(spec: PipelineSpec) -> DAG:
         scoring, outputs = batch_transform_group(spec, target, chosen, code)
         evaluation = evaluate_task(spec, outputs, chosen, code)
         deployment_tasks = deployment_group(spec, target, outputs, chosen, code, evaluation)
-        chain(ingest, etl, features, training_tasks, scoring, evaluation, deployment_tasks)
+        checked >> code
+        chain(checked, ingest, etl, features, training_tasks, scoring, evaluation, deployment_tasks)
     return dag
 
 
