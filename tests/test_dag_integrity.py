@@ -16,15 +16,46 @@ def bag():
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
+ACTIONS = ("review", "promote", "rollback")
+
+
+def _training_dags(bag):
+    from gated_ml.spec import spec_paths
+
+    return [bag.dags[p.stem] for p in spec_paths()]
+
+
 def test_no_import_errors_and_one_dag_per_spec(bag):
     from gated_ml.spec import spec_paths
 
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {p.stem for p in spec_paths()} | {f"{p.stem}_scoring" for p in spec_paths()}
+    stems = {p.stem for p in spec_paths()}
+    actions = {f"{s}_{a}_model" for s in stems for a in ACTIONS}
+    scoring = {f"{s}_scoring" for s in stems}
+    assert actions <= set(bag.dag_ids) and scoring <= set(bag.dag_ids)
+    assert set(bag.dag_ids) - actions - scoring == stems
+
+
+def test_action_dags_are_operations_triggered_by_hand_with_a_form(bag):
+    from gated_ml.dag_factory import endpoint_pool
+    from gated_ml.spec import load_pipeline
+
+    spec = load_pipeline("vertebral_column")
+    for action in ACTIONS:
+        dag = bag.dags[f"vertebral_column_{action}_model"]
+        assert dag.timetable.__class__.__name__ == "NullTimetable" and set(dag.tags) == {"gated-ml", "operations"} and dag.doc_md
+        assert "reason" in dag.params and dag.params.get_param("reason").schema["minLength"] >= 5
+        assert next(t.task_id for t in dag.topological_sort()) == "read_request" and dag.task_dict["announce_approved_model"].outlets
+        for t in dag.tasks:
+            assert t.owner == "ml-platform" and t.retries >= 1, t.task_id
+            if t.task_id.startswith("deployment."):
+                assert t.pool == endpoint_pool(spec), t.task_id
+    assert bag.dags["vertebral_column_review_model"].params.get_param("decision").schema["enum"] == ["Approved", "Rejected"]
+    assert bag.dags["vertebral_column_promote_model"].params.get_param("version").schema["minimum"] == 1
 
 
 def test_dag_properties(bag):
-    for dag in bag.dags.values():
+    for dag in _training_dags(bag):
         assert dag.doc_md and "Stages:" in dag.doc_md
         assert "gated-ml" in dag.tags
         assert dag.max_active_runs == 1 and dag.catchup is False  # the shipped specs' settings
@@ -32,6 +63,17 @@ def test_dag_properties(bag):
             assert t.owner == "ml-platform"
             assert t.retries >= 1, t.task_id
             assert t.retry_delay == dt.timedelta(minutes=1), t.task_id  # the shipped specs' default
+
+
+def test_every_training_dag_has_the_trigger_form_params_checked_first(bag):
+    from gated_ml.spec import load_pipeline
+
+    for dag_id, dag in bag.dags.items():
+        spec = load_pipeline(dag_id)
+        thresholds = {f"threshold_{m}" for m in spec.evaluation.thresholds}
+        assert set(dag.params) == {"skip_tuning", "max_tuning_jobs", "deploy", "window_batches", *thresholds}, dag_id
+        assert dag.params.validate()["max_tuning_jobs"] == spec.tuning.max_jobs
+        assert [t.task_id for t in dag.roots] == ["check_params"], dag_id
 
 
 def test_the_retry_delay_comes_from_the_spec(spec):
@@ -90,6 +132,7 @@ def test_the_scoring_dag_gates_before_it_scores_and_publishes_last(bag):
     assert order == ["choose_batch", "wait_for_batch", "approved_model", "scoring_gate", "score", "predictions_gate", "publish_predictions"]
     for later, earlier in [("score", "scoring_gate"), ("score", "approved_model"), ("publish_predictions", "predictions_gate")]:
         assert earlier in dag.get_task(later).get_flat_relative_ids(upstream=True), (later, earlier)
+    assert all(dag.get_task(t).on_failure_callback for t in ("wait_for_batch", "scoring_gate", "predictions_gate"))  # alerts
     assert isinstance(dag.timetable, AssetOrTimeSchedule)  # the spec's cron OR a newly approved model
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["vertebral_column.approved_model"]
 

@@ -16,12 +16,12 @@ GOOD = (ROOT / "include" / "pipelines" / "vertebral_column.yaml").read_text()
 ARFF = ROOT / "include" / "data" / "vertebral_column" / "column_2C_weka.arff"
 
 
-def _run_dag(pipeline="vertebral_column", ds=DS):
+def _run_dag(pipeline="vertebral_column", ds=DS, conf=None):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    dr = bag.dags[pipeline].test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC))
+    dr = bag.dags[pipeline].test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC), run_conf=conf)
     return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
@@ -75,6 +75,8 @@ def test_full_run(airflow_db, lake, spec):
     assert report["metrics"]["roc_auc"] >= 0.85
     assert sum(report["metrics"]["confusion_matrix"].values()) == n_test
     assert report["window"]["batches"] == [DS] and report["window"]["rows"] == window["rows"]
+    asked = json.loads(storage.read_text(loc.runs(DS) + "params.json"))  # what check_params recorded: the spec's own run
+    assert asked["dag_run_id"] == dr.run_id and asked["overrides"] == {} and report["params"] == {"values": asked["params"], "overrides": {}}
 
     for gate in ("landing", "curated", "splits", "transform_input", "predictions"):
         assert json.loads(storage.read_text(loc.quality(DS) + f"{gate}.json"))["success"] is True
@@ -89,17 +91,20 @@ def test_full_run(airflow_db, lake, spec):
     assert report["registry_version"] == 1 and report["threshold"] == 0.5 and report["metrics"]["pr_auc"] > 0.5
     for plot in ("roc_curve.png", "pr_curve.png", "confusion_matrix.png", "feature_importance.png"):
         assert storage.read_bytes(loc.evaluation(DS) + plot).startswith(b"\x89PNG")
-    from fastapi.testclient import TestClient
-
+    import airflow_api
     from gated_ml.evaluation import registry
-    from gated_ml.ui import app
+    from gated_ml.evaluation.report_sections import PROFILE_IMAGES
 
     champion = registry.champion(spec, LocalTarget().environment())
     assert champion["version"] == 1 and champion["decision"] == "Approved" and champion["data"]["files"]
     assert champion["data"]["window"]["batches"] == [DS]
-    page = TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}")
-    assert page.status_code == 200 and "Model gate: Approved" in page.text and "roc_auc" in page.text
-    assert TestClient(app).get(f"/reports/vertebral_column/{dr.run_id}/roc_curve.png").content.startswith(b"\x89PNG")
+    profile = json.loads(storage.read_text(loc.profile(DS) + "profile.json"))  # the data section, written after the split
+    assert profile["batch"]["rows"] == 217 and profile["window"]["rows"] == sum(window["rows"].values()) and profile["drift"]["dates"] == [DS]
+    assert all(storage.read_bytes(loc.profile(DS) + f"{name}.png").startswith(b"\x89PNG") for name in PROFILE_IMAGES)
+    ui, report = airflow_api.client(), f"/gated-ml/reports/vertebral_column/{dr.run_id}"  # the API server's app, logged in
+    page = ui.get(report)
+    assert page.status_code == 200 and "Model gate: Approved" in page.text and "roc_auc" in page.text and "<h2>Data</h2>" in page.text
+    assert ui.get(f"{report}/roc_curve.png").content.startswith(b"\x89PNG") and ui.get(f"{report}/profile/drift.png").content.startswith(b"\x89PNG")
 
     # the next week: the window grows by its batch, and every row keeps its split
     nxt = "2026-11-08"
@@ -114,8 +119,10 @@ def test_full_run(airflow_db, lake, spec):
     assert states["deployment.smoke_test_endpoint"] == "success"  # approved (ROC AUC 0.93 on its 28 test rows) and deployed
     assert registry.champion(spec, LocalTarget().environment())["ds"] == nxt
 
-    # a re-run of the first date: registered again (the same version), never deployed over the newer model
-    _, states = _run_dag(ds=DS)
+    # a re-run of the first date, told not to deploy (a trigger-form param): registered again (the same version), never deployed
+    _, states = _run_dag(ds=DS, conf={"deploy": False})
+    rerun = json.loads(storage.read_text(loc.evaluation(DS) + "metrics.json"))
+    assert rerun["params"]["overrides"] == {"deploy": False}
     assert states["evaluate"] == "success" and states["batch_transform.transform_champion"] == "success"
     assert states["deployment.deploy_endpoint"] == "skipped" and states["deployment.smoke_test_endpoint"] == "skipped"
     assert registry.champion(spec, LocalTarget().environment())["ds"] == nxt

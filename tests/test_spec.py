@@ -87,7 +87,8 @@ def test_one_bad_spec_breaks_only_its_own_dag(tmp_path, monkeypatch):
     write_spec(specs, "name: broken\ndescription: [unclosed", name="broken")
     monkeypatch.setenv("AIRFLOW__GATED_ML__SPEC_DIR", str(specs))
     bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert set(bag.dag_ids) == {"wine_quality", "car_evaluation", "wine_quality_scoring", "car_evaluation_scoring"}
+    good = ("wine_quality", "car_evaluation")  # each with its action DAGs and its scoring DAG; a bad spec has none
+    assert set(bag.dag_ids) == {f"{p}{dag}" for p in good for dag in ("", "_review_model", "_promote_model", "_rollback_model", "_scoring")}
     (error,) = bag.import_errors.values()
     assert "vertebral_column.yaml" in error and "evaluation.thresholds.auc" in error and "'roc_auc'" in error
     assert "broken.yaml" in error and "not valid YAML" in error

@@ -4,12 +4,13 @@
 (the training DAG's ``etl`` group emits it). ``<pipeline>.approved_model``: the model the
 registry approves changed (a training run's model was approved, or an operator approved,
 promoted or rolled back a version); the event's ``extra`` names the version. The scoring
-DAG (``<pipeline>_scoring``) is the first consumer. Built at parse time from the spec and
-``[gated_ml] bucket`` only: no AWS call.
+DAG (``<pipeline>_scoring``) is the first consumer.
 
-The URIs use the custom scheme ``x-gated-ml://<bucket>/<pipeline>/...`` (the lake location they
-stand for), not ``s3://``: Airflow normalises a URI of any other scheme through the providers'
-handlers, and the Amazon provider's S3 handler imports boto3 while a DAG file is parsed.
+The assets are named, not addressed by an ``s3://`` URI: Airflow normalises a URI with its
+providers' handlers, which imports boto3, and parsing a DAG must import no AWS SDK. Where
+the data lives is in the asset's ``extra`` (``location``). Another DAG schedules on one with
+``Asset.ref(name="<pipeline>.approved_model")`` or the asset itself. Built at parse time from
+the spec and ``[gated_ml] bucket`` only: no AWS call.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from gated_ml import settings
 from gated_ml.spec import PipelineSpec
 
 GROUP = "gated-ml"
-SCHEME = "x-gated-ml"  # "x-": a custom scheme Airflow leaves as it is (no provider import at parse time)
 
 
 def curated(spec: PipelineSpec) -> Asset:
-    return Asset(name=f"{spec.name}.curated", uri=f"{SCHEME}://{settings.bucket()}/{spec.name}/curated/", group=GROUP)
+    return Asset(name=f"{spec.name}.curated", group=GROUP, extra={"location": f"s3://{settings.bucket()}/{spec.name}/curated/"})
 
 
 def approved_model(spec: PipelineSpec) -> Asset:
-    return Asset(name=f"{spec.name}.approved_model", uri=f"{SCHEME}://{settings.bucket()}/{spec.name}/registry/approved/", group=GROUP)
+    return Asset(name=f"{spec.name}.approved_model", group=GROUP, extra={"location": f"s3://{settings.bucket()}/{spec.name}/registry/"})

@@ -1,4 +1,8 @@
-"""Command line for the README's commands: ``python -m gated_ml.cli demo|stop-endpoint``."""
+"""Command line for the README's commands: ``python -m gated_ml.cli demo|stop-endpoint|approve|reject|promote|rollback|versions|…``.
+
+The operators' actions run the pipeline's action DAG in process (``dag.test(run_conf=…)``), so
+the action, its record and its asset event are the ones a trigger from the UI makes.
+"""
 
 from __future__ import annotations
 
@@ -63,16 +67,24 @@ def _summary(spec, dag_run) -> int:
     return 0 if dag_run.state == "success" else 1
 
 
-def demo(pipeline: str, ds: str) -> int:
+def _dag_bag():
+    """The DAGs of the configured DAG folder, or None (the import errors printed)."""
     from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
-
-    from gated_ml.spec import load_pipeline
 
     bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     if bag.import_errors:
         for path, err in bag.import_errors.items():
             print(f"DAG import error in {path}:\n{err}", file=sys.stderr)
+        return None
+    return bag
+
+
+def demo(pipeline: str, ds: str) -> int:
+    from gated_ml.spec import load_pipeline
+
+    bag = _dag_bag()
+    if bag is None:
         return 1
     from gated_ml import job_requests as jr
     from gated_ml import replay as upstream
@@ -169,6 +181,63 @@ def promote_baseline(pipeline: str, ds: str, reason: str) -> int:
     return 0
 
 
+# --- operators' actions ---------------------------------------------------------------------------
+ACTION_DAGS = {"approve": "review_model", "reject": "review_model", "promote": "promote_model", "rollback": "rollback_model"}
+
+
+def act(action: str, pipeline: str, version: int | None, reason: str) -> int:
+    """Run the pipeline's action DAG for ``action`` in process; print how it went and the versions after it."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    conf = {"reason": reason}
+    if action != "rollback":
+        conf["version"] = version
+    if action in ("approve", "reject"):
+        conf["decision"] = {"approve": "Approved", "reject": "Rejected"}[action]
+    bag = _dag_bag()
+    if bag is None:
+        return 1
+    dag_id = f"{pipeline}_{ACTION_DAGS[action]}"
+    if dag_id not in bag.dags:
+        print(f"no DAG {dag_id}: is {pipeline} a pipeline spec in include/pipelines/?", file=sys.stderr)
+        return 1
+    try:
+        dag_run = bag.dags[dag_id].test(run_conf=conf)
+    except ParamValidationError as e:
+        print(f"{action} refused: {e}", file=sys.stderr)
+        return 2
+    print("\n" + "=" * 78)
+    print(f"{dag_id}: {dag_run.state}")
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: t.start_date or dt.datetime.max.replace(tzinfo=dt.UTC)):
+        print(f"  {ti.state or 'not run':<16}{ti.task_id}")
+    if dag_run.state != "success":
+        print("the failed task's log above says why; nothing after it ran")
+    versions(pipeline)
+    return 0 if dag_run.state == "success" else 1
+
+
+def versions(pipeline: str) -> int:
+    """Each version: its date, the model gate's decision, its approval in the Model Registry, whether it serves, what was done to it."""
+    from gated_ml.evaluation import registry
+    from gated_ml.spec import load_pipeline
+    from gated_ml.stages.approvals import package_of
+    from gated_ml.targets import configured
+
+    spec, target = load_pipeline(pipeline), configured()
+    env, client = target.environment(), target.registry_client()
+    champ = registry.champion(spec, env)
+    approved = registry.approved(spec, env, client)
+    print(f"versions of {pipeline} (serving: {champ['version'] if champ else 'none'}, approved model: {approved['version'] if approved else 'none'})")
+    for record in sorted(registry.versions(spec, env), key=lambda v: v["version"]):
+        package = package_of(spec, client, record["version"])
+        serving = f"  SERVING via {champ['endpoint_config']}" if champ and champ["version"] == record["version"] else ""
+        approval = package["ModelApprovalStatus"] if package else "no model package"
+        print(f"  v{record['version']:<4} ds={record['ds']}  model gate: {record['decision']:<22} registry: {approval}{serving}")
+        for h in record.get("history", []):
+            print(f"         {h['at'][:19]}  {h['action']:<8} by {h['by']}: {h['reason']} ({h['approval_before']} -> {h['approval_after']})")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="gated_ml")
     sub = p.add_subparsers(dest="command", required=True)
@@ -189,7 +258,24 @@ def main(argv=None) -> int:
     r.add_argument("--to", dest="ds_to", help="last date to land (default: the last batch)")
     r.add_argument("--zone", choices=("landing", "scoring"), default="landing", help="landing: training batches; scoring: new rows for the scoring DAG")
     sub.add_parser("setup", help="create what runs need in Airflow's database (the endpoint pools)")
+    for action, about in (
+        ("approve", "approve a model version in the Model Registry"),
+        ("reject", "reject a model version in the Model Registry"),
+        ("promote", "deploy an Approved version to the endpoint"),
+        ("rollback", "put back the version that served before the serving one, rejecting the serving one"),
+    ):
+        c = sub.add_parser(action, help=f"{about} (runs the action DAG in process)")
+        c.add_argument("--pipeline", required=True)
+        if action != "rollback":
+            c.add_argument("--version", type=int, required=True)
+        c.add_argument("--reason", required=True, help="why: recorded with your user name")
+    v = sub.add_parser("versions", help="a pipeline's model versions: approval, serving, what was done to them")
+    v.add_argument("--pipeline", required=True)
     a = p.parse_args(argv)
+    if a.command in ACTION_DAGS:
+        return act(a.command, a.pipeline, getattr(a, "version", None), a.reason)
+    if a.command == "versions":
+        return versions(a.pipeline)
     if a.command == "setup":
         return setup()
     if a.command == "replay":

@@ -1,6 +1,6 @@
 """One Airflow DAG per pipeline spec, read as the pipeline:
 
-    chain(ingest, etl, features, training, batch_transform, evaluate, deployment)
+    chain(check_params, ingest, etl, features, training, batch_transform, evaluate, deployment)
 
 Each task group is built by a small function from the stage functions
 (:mod:`gated_ml.stages`) and the configured target (:mod:`gated_ml.targets`): a step that
@@ -10,7 +10,9 @@ stage task. The factory holds no stage logic and never asks which target it buil
 Parse-time work is limited to reading the spec: no AWS, SDK, pandas or GX import, no clock
 or uuid in names. Every request is built inside its task from the spec and the run (logical
 date, try number). A refusal (a failed gate, the model gate) fails its task without retry
-and leaves everything downstream unrun (:mod:`gated_ml.errors`).
+and leaves everything downstream unrun (:mod:`gated_ml.errors`). The DAG's trigger-form
+params (:mod:`gated_ml.run_params`) are checked by its first task and reach every stage as
+the spec with them applied (``run_params.effective_spec``).
 """
 
 from __future__ import annotations
@@ -20,25 +22,31 @@ import textwrap
 
 from airflow.sdk import DAG, TaskGroup, chain, task
 
-from gated_ml import assets, settings
+from gated_ml import alerts, assets, run_params, settings
 from gated_ml.errors import SpecError, airflow_outcome
 from gated_ml.metric_names import lower_is_better
 from gated_ml.spec import PipelineSpec
 from gated_ml.stages import code as code_stage
-from gated_ml.stages import data, deployment, gates, training, transform
+from gated_ml.stages import data, deployment, gates, profile, training, transform
 from gated_ml.targets import Target, configured
 from gated_ml.targets.base import current_run
 
 
-def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
-    """A task that runs ``fn(spec, env, run, **inputs)`` (a stage function) with the target's environment."""
+def stage_task(spec: PipelineSpec, target: Target, task_id: str, fn, *, task_args: dict | None = None, **inputs):
+    """A task that runs ``fn(spec, env, run, **inputs)`` (a stage function) with the target's environment (``task_args``: the task's own)."""
 
-    @task(task_id=task_id)
+    @task(task_id=task_id, **(task_args or {}))
     @airflow_outcome
     def run_stage(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
-        return fn(spec, target.environment(), current_run(), **inputs)
+        run = current_run()
+        return fn(run_params.effective_spec(spec, run), target.environment(), run, **inputs)
 
     return run_stage(inputs)
+
+
+def gate_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
+    """A stage task that runs a gate: when it finally fails, the configured notifier alerts (``gate_failed``)."""
+    return stage_task(spec, target, task_id, fn, task_args=alerts.on_failure(spec, "gate_failed"), **inputs)
 
 
 def pools(spec: PipelineSpec) -> dict[str, int]:
@@ -58,12 +66,25 @@ def etl_pool(spec: PipelineSpec) -> str:
     return f"gated-ml-{spec.slug}-etl"
 
 
+def check_params_task(spec: PipelineSpec, target: Target):
+    """The first task: the run's params checked again (a run can get here with values no form saw) and recorded in ``runs/ds=…/params.json``."""
+
+    @task(task_id="check_params")
+    @airflow_outcome
+    def check_params(run_id=None):  # Airflow fills run_id from its context
+        return run_params.record(spec, target.environment(), current_run(), run_id)
+
+    return check_params()
+
+
 # --- the task groups, in pipeline order --------------------------------------------------
 def ingest_group(spec: PipelineSpec, target: Target) -> TaskGroup:
-    with TaskGroup("ingest", tooltip="wait for the batch of the run's date and check it can be read") as group:
+    # the group's alert is the sensor's (a missed arrival); the landing gate names its own
+    missed = alerts.on_failure(spec, "arrival_missed")
+    with TaskGroup("ingest", tooltip="wait for the batch of the run's date and check it can be read", default_args=missed) as group:
         chain(
             target.arrival_sensor(spec, "wait_for_batch"),
-            stage_task(spec, target, "landing_gate", lambda s, e, r: gates.gate_landing(s, e, r, data.batch_uri(s, e.bucket, r.ds))),
+            gate_task(spec, target, "landing_gate", lambda s, e, r: gates.gate_landing(s, e, r, data.batch_uri(s, e.bucket, r.ds))),
         )
     return group
 
@@ -78,9 +99,10 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
         @task.sensor(task_id="baseline_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
         @airflow_outcome
         def baseline_settled():
-            return data.baseline_settled(spec, target.environment(), current_run())
+            run = current_run()
+            return data.baseline_settled(run_params.effective_spec(spec, run), target.environment(), run)
 
-        curated_ok = stage_task(spec, target, "curated_gate", gates.gate_curated)
+        curated_ok = gate_task(spec, target, "curated_gate", gates.gate_curated)
         partition = target.task(data.CATALOG_PARTITION, spec, "catalog_partition")
 
         @task(task_id="curated_asset", outlets=[assets.curated(spec)])
@@ -98,14 +120,17 @@ def etl_group(spec: PipelineSpec, target: Target, code) -> TaskGroup:
 
 
 def features_group(spec: PipelineSpec, target: Target) -> TaskGroup:
-    with TaskGroup("features", tooltip="the training window (every gate decided), its split by row hash, the splits gate") as group:
+    with TaskGroup("features", tooltip="the training window (every gate decided), its split by row hash, the splits gate, the data profile") as group:
 
         @task.sensor(task_id="window_settled", poke_interval=spec.arrival.poke_seconds, timeout=spec.arrival.timeout_minutes * 60, mode="reschedule")
         @airflow_outcome
         def window_settled():
-            return data.window_settled(spec, target.environment(), current_run())
+            run = current_run()
+            return data.window_settled(run_params.effective_spec(spec, run), target.environment(), run)
 
-        chain(window_settled(), stage_task(spec, target, "split", data.split), stage_task(spec, target, "splits_gate", gates.gate_splits))
+        split = stage_task(spec, target, "split", data.split)
+        chain(window_settled(), split, gate_task(spec, target, "splits_gate", gates.gate_splits))
+        split >> stage_task(spec, target, "profile_data", profile.profile_data)  # the report's data section
     return group
 
 
@@ -122,13 +147,13 @@ def training_group(spec: PipelineSpec, target: Target, code):
 def batch_transform_group(spec: PipelineSpec, target: Target, chosen, code):
     """The model, then batch transforms of the test split (gated on both sides), the validation split and the champion."""
     with TaskGroup("batch_transform", tooltip="input gate, model, batch transform of the test split, predictions gate") as group:
-        input_ok = stage_task(spec, target, "transform_input_gate", gates.gate_transform_input)
+        input_ok = gate_task(spec, target, "transform_input_gate", gates.gate_transform_input)
         model = target.task(transform.CREATE_MODEL, spec, "create_model", chosen=chosen, code=code)
         test = target.task(transform.TRANSFORM_TEST, spec, "transform", model=model.output)
         input_ok >> test.head
         validation = target.task(transform.TRANSFORM_VALIDATION, spec, "transform_validation", model=model.output)
         champion = target.task(transform.TRANSFORM_CHAMPION, spec, "transform_champion", model=model.output)
-        stage_task(
+        gate_task(
             spec, target, "predictions_gate", lambda s, e, r, transformed: gates.gate_predictions(s, e, r, transformed["output_uris"]), transformed=test.output
         )
     return group, {"model": model.output, "test": test.output, "validation": validation.output, "champion": champion.output}
@@ -146,12 +171,13 @@ def evaluate_task(spec: PipelineSpec, outputs: dict, chosen, code):
         chosen=chosen,
         model=outputs["model"],
         code=code,
+        **alerts.on_failure(spec, "model_rejected"),
     )
 
 
 def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, code, evaluation) -> TaskGroup:
     # one deployment of a pipeline at a time (runs of several dates may reach it together): a pool of one slot
-    serialised = {"pool": endpoint_pool(spec)}
+    serialised = {"pool": endpoint_pool(spec), **alerts.on_failure(spec, "deployment_failed")}
     with TaskGroup(
         "deployment",
         tooltip="the model package in the registry, then (if the registry approves it) the real-time endpoint and its smoke test",
@@ -159,6 +185,7 @@ def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, 
     ) as group:
         # the model registry's approval of the registered package is what the deployment reads
         package = target.task(deployment.REGISTER_MODEL_VERSION, spec, "register_model_version", chosen=chosen, evaluation=evaluation.output, code=code)
+        announce_registered(spec, target, package.output)
         endpoint = target.task(
             deployment.DEPLOY_ENDPOINT,
             spec,
@@ -177,6 +204,20 @@ def deployment_group(spec: PipelineSpec, target: Target, outputs: dict, chosen, 
             transformed=outputs["test"],
         )
     return group
+
+
+def announce_registered(spec: PipelineSpec, target: Target, package):
+    """``announce_approved_model``: the approved-model asset event when the registry approved the registered package (skipped otherwise)."""
+    from gated_ml.action_dags import announce_task
+    from gated_ml.stages.approvals import registered_announcement
+
+    def registered(s, e, client, package):
+        from airflow.sdk import get_current_context
+
+        run = get_current_context()["dag_run"]
+        return registered_announcement(s, e, client, package, f"{run.dag_id}/{run.run_id}")
+
+    return announce_task(spec, target, registered, package=package)
 
 
 # --- the DAG -------------------------------------------------------------------------------
@@ -198,6 +239,10 @@ def _doc(spec: PipelineSpec) -> str:
         batch transform → predictions gate → evaluate (model gate: {thresholds}) → deploy
         endpoint → smoke test.
 
+        **Params** (the trigger form): skip tuning, max tuning jobs, deploy, the model gate's
+        thresholds, the training window; the spec's values by default. `check_params` refuses a
+        value out of range and records them in `runs/ds=…/params.json`.
+
         A failed gate fails its task with the column, figure and threshold, quarantines the
         batch under `quarantine/ds=…/` and leaves everything downstream unrun. Gate results
         are under `quality/ds=…/`, the evaluation report under `evaluation/ds=…/`.
@@ -217,7 +262,9 @@ def build_dag(spec: PipelineSpec) -> DAG:
         doc_md=_doc(spec),
         tags=["gated-ml", spec.problem_type, *spec.tags],
         default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": dt.timedelta(seconds=spec.retry_delay_seconds)},
+        params=run_params.params(spec),
     ) as dag:
+        checked = check_params_task(spec, target)
         code = stage_task(spec, target, "package_code", lambda s, e, r: code_stage.package_code(s, e))
         ingest = ingest_group(spec, target)
         etl = etl_group(spec, target, code)
@@ -226,7 +273,8 @@ def build_dag(spec: PipelineSpec) -> DAG:
         scoring, outputs = batch_transform_group(spec, target, chosen, code)
         evaluation = evaluate_task(spec, outputs, chosen, code)
         deployment_tasks = deployment_group(spec, target, outputs, chosen, code, evaluation)
-        chain(ingest, etl, features, training_tasks, scoring, evaluation, deployment_tasks)
+        checked >> code
+        chain(checked, ingest, etl, features, training_tasks, scoring, evaluation, deployment_tasks)
     return dag
 
 

@@ -36,6 +36,10 @@ class SpecError(Refusal, ValueError):
     """A pipeline spec that cannot be used; the message names the file, the field and what is allowed."""
 
 
+class InvalidParams(Refusal, ValueError):
+    """A run's params (its trigger form or ``conf``) out of their allowed range; the message names the param, the value and the range."""
+
+
 class RequestValidationError(Refusal, ValueError):
     """A request AWS would reject (botocore's service model), found before it is sent."""
 

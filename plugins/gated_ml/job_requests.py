@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from gated_ml.errors import RequestValidationError
 from gated_ml.lake import Locations
@@ -37,10 +38,15 @@ _FLOAT = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 @dataclass(frozen=True)
 class Run:
-    """The run a request belongs to: its logical date and the task's try number."""
+    """The run a request belongs to: its logical date, the task's try number and the run's params (trigger form or ``conf``).
+
+    ``params`` are as Airflow gives them to the task; stages see them through
+    :func:`gated_ml.run_params.effective_spec` (empty: the spec's own run).
+    """
 
     logical_date: dt.datetime
     try_number: int
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def ds(self) -> str:
@@ -50,7 +56,7 @@ class Run:
     def from_context(cls, context) -> Run:
         """The run of an Airflow task; manual runs without a logical date use ``run_after``."""
         logical = context.get("logical_date") or context["dag_run"].run_after
-        return cls(logical_date=logical, try_number=context["ti"].try_number)
+        return cls(logical_date=logical, try_number=context["ti"].try_number, params=dict(context.get("params") or {}))
 
     def name(self, spec: PipelineSpec, stage: str, max_len: int = 63) -> str:
         return job_name(spec.slug, stage, self.logical_date, self.try_number, max_len)

@@ -87,6 +87,10 @@ class Locations:
     def evaluation(self, ds: str) -> str:
         return self._uri("evaluation", f"ds={ds}") + "/"
 
+    def profile(self, ds: str) -> str:
+        """The data section of the run's report: ``profile.json`` and the charts of its batch, its window and the drift."""
+        return self._uri("profile", f"ds={ds}") + "/"
+
     def registry(self) -> str:
         return self._uri("registry") + "/"
 

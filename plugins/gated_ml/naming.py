@@ -25,14 +25,31 @@ def date_token(logical_date: dt.datetime) -> str:
 
 
 def job_name(pipeline: str, stage: str, logical_date: dt.datetime, try_number: int, max_len: int = MAX_LEN) -> str:
+    return _fit(pipeline, f"{stage}-{date_token(logical_date)}-{try_number}", max_len)
+
+
+def action_name(pipeline: str, action: str, version: int, run_key: str, try_number: int, max_len: int = MAX_LEN) -> str:
+    """The name of what an operator's action run creates (an endpoint config): ``<pipeline>-<action>-v<version>-r<hash>-<try>``.
+
+    ``run_key`` identifies the action run (``<dag_id>/<run_id>``; Airflow keeps run ids unique
+    per DAG), so two promotions of one version on one day get two names; ``<hash>`` is its
+    first 8 hex digits of SHA-1, after an ``r`` so it never reads as a date: :func:`date_of` of
+    an action's name is None, and no "a later run serves" comparison of training runs' dates
+    applies to an operator's explicit choice. It ends in the try number, as :func:`for_try` needs.
+    """
+    digest = hashlib.sha1(run_key.encode()).hexdigest()[:8]
+    return _fit(pipeline, f"{action}-v{version}-r{digest}-{try_number}", max_len)
+
+
+def _fit(pipeline: str, suffix: str, max_len: int) -> str:
+    """``<pipeline slug>-<suffix>``, the slug shortened (with a short hash of the full name) when it does not fit."""
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", pipeline).strip("-")
-    suffix = f"{stage}-{date_token(logical_date)}-{try_number}"
     name = f"{slug}-{suffix}"
     if len(name) > max_len:
         digest = hashlib.sha1(name.encode()).hexdigest()[:4]
         room = max_len - len(suffix) - len(digest) - 2
         if room < 1:
-            raise ValueError(f"cannot fit stage {stage!r} and date into a {max_len}-character name")
+            raise ValueError(f"cannot fit {suffix!r} into a {max_len}-character name")
         name = f"{slug[:room].rstrip('-')}{digest}-{suffix}"
     if not NAME_PATTERN.match(name) or len(name) > max_len:
         raise ValueError(f"job name {name!r} is not a valid SageMaker name")

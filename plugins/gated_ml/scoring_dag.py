@@ -8,8 +8,9 @@ on approvals only. A run with a logical date (scheduled, or triggered with one) 
 batch of its date, waiting for it up to ``scoring.arrival``; a run without one (triggered
 by the asset) scores the newest batch landed at or before its run time, and says which.
 Stage logic lives in :mod:`gated_ml.stages.scoring`; the batch transform goes through
-``target.task`` so `local` and `aws` both run it. Gate tasks are built by
-:func:`gate_task`, so a failure callback can be attached in one place.
+``target.task`` so `local` and `aws` both run it. The gates are the training DAG's
+``gate_task`` (a final failure alerts ``gate_failed``); a batch that never arrives alerts
+``arrival_missed``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import textwrap
 
 from airflow.sdk import DAG, chain, task
 
-from gated_ml import assets, settings
-from gated_ml.dag_factory import stage_task
+from gated_ml import alerts, assets, settings
+from gated_ml.dag_factory import gate_task, stage_task
 from gated_ml.errors import SpecError, airflow_outcome
 from gated_ml.spec import PipelineSpec
 from gated_ml.stages import scoring
@@ -48,11 +49,6 @@ def choose_batch_task(spec: PipelineSpec, target: Target):
         return scoring.choose_batch(spec, target.environment(), current_run(), scheduled)
 
     return choose_batch()
-
-
-def gate_task(spec: PipelineSpec, target: Target, task_id: str, fn, **inputs):
-    """A gate of the scoring DAG (a stage task): the one place its tasks are built."""
-    return stage_task(spec, target, task_id, fn, **inputs)
 
 
 def publish_task(spec: PipelineSpec, target: Target, **inputs):
@@ -103,6 +99,7 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
     ) as dag:
         batch = choose_batch_task(spec, target)
         arrived = target.arrival_sensor(spec, "wait_for_batch", batch_uri="{{ ti.xcom_pull(task_ids='choose_batch')['uri'] }}", arrival=spec.scoring_arrival)
+        arrived.on_failure_callback = alerts.on_failure(spec, "arrival_missed")["on_failure_callback"]  # a batch that never arrived
         model = stage_task(spec, target, "approved_model", lambda s, e, r: scoring.approved_model(s, e, target.registry_client()))
         gated = gate_task(spec, target, "scoring_gate", scoring.gate_batch, batch=batch)
         scored = target.task(scoring.SCORE, spec, "score", model=model, batch=gated)

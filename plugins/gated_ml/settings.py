@@ -7,6 +7,11 @@ default ``./lake``), ``spec_dir`` (default ``include/pipelines``), ``gx_dir`` (d
 ``aws_conn_id`` (``aws_default``), ``kms_key_id`` (SSE-KMS for lake writes and
 job outputs on ``aws``), ``deferrable`` (``true``). On ``aws`` the bucket and role ARNs
 come from Airflow Variables at run time (see :meth:`gated_ml.targets.aws.AwsTarget.environment`).
+
+Alerts (:mod:`gated_ml.alerts`): ``alert_notifier`` (``file`` or ``smtp``; default ``file``),
+``alert_file`` (default ``$AIRFLOW_HOME/logs/gated_ml_alerts.jsonl``), ``smtp_conn_id``
+(``smtp_default``: host, port, login and sender live in that Airflow connection, never here)
+and ``alert_to`` (comma-separated recipients; required for ``smtp``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import os
 
 TARGETS = ("local", "aws")
+NOTIFIERS = ("file", "smtp")
 
 
 def get(key: str, default: str) -> str:
@@ -55,3 +61,32 @@ def deferrable() -> bool:
 def poll_seconds() -> int:
     """How often a waiting AWS operator polls its job (``[gated_ml] poll_seconds``)."""
     return int(get("poll_seconds", "60"))
+
+
+def alert_notifier() -> str:
+    """Which notifier sends alerts (``[gated_ml] alert_notifier``): ``file`` (default) or ``smtp``."""
+    value = get("alert_notifier", "file")
+    if value not in NOTIFIERS:
+        raise ValueError(f"[gated_ml] alert_notifier = {value!r} is not supported; use one of {NOTIFIERS} (airflow.cfg, or AIRFLOW__GATED_ML__ALERT_NOTIFIER)")
+    return value
+
+
+def alert_file() -> str:
+    """The JSON-lines file the ``file`` notifier appends to (``[gated_ml] alert_file``; default under ``$AIRFLOW_HOME/logs/``)."""
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return get("alert_file", os.path.join(home, "logs", "gated_ml_alerts.jsonl"))
+
+
+def smtp_conn_id() -> str:
+    """The Airflow connection the ``smtp`` notifier sends through (``[gated_ml] smtp_conn_id``)."""
+    return get("smtp_conn_id", "smtp_default")
+
+
+def alert_to() -> list[str]:
+    """The recipients of ``smtp`` alerts (``[gated_ml] alert_to``, comma-separated); required when that notifier is chosen."""
+    recipients = [address.strip() for address in get("alert_to", "").split(",") if address.strip()]
+    if not recipients:
+        raise ValueError(
+            "[gated_ml] alert_to is empty but alert_notifier = 'smtp': set the recipients, comma-separated (airflow.cfg, or AIRFLOW__GATED_ML__ALERT_TO)"
+        )
+    return recipients

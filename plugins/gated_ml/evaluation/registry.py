@@ -6,6 +6,12 @@ the data it was trained on (curated URI and row count, checksums of the files), 
 code (content digest of the entry points, git commit when known) and the job names.
 ``registry/champion.json`` names the version that serves now; with the versions it
 answers "which data and code made the model that serves".
+
+Operations leave their trail here too: each version record's ``history`` lists the approval
+actions taken on it (``{action, by, reason, at, approval_before, approval_after}``; the
+approval itself lives in the Model Registry), and ``registry/deployments/d000001.json``, one
+file per deployment (exclusive create, never rewritten), is the endpoint's history that a
+rollback reads: which version served, through which endpoint config, by whose action.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ def register(spec: PipelineSpec, env, record: dict) -> dict:
         if same_date["model_name"] != record["model_name"]:
             replaced = [*replaced, same_date["model_name"]]
         entry = {**record, "pipeline": spec.name, "version": same_date["version"], "registered_at": now, "superseded": replaced}
+        entry["history"] = same_date.get("history", [])  # what operators did to the version stays with it
         storage.write(_version_uri(spec, env, entry["version"]), json.dumps(entry, indent=2, default=str))
         return entry
     number = 1 + max((v["version"] for v in known), default=0)
@@ -92,10 +99,51 @@ def champion(spec: PipelineSpec, env) -> dict | None:
     return {**version, **pointer} if version else None
 
 
-def crown(spec: PipelineSpec, env, version: int, endpoint_config: str) -> dict:
+def crown(spec: PipelineSpec, env, version: int, endpoint_config: str, *, action: str = "training", by: str | None = None, reason: str | None = None) -> dict:
+    """``version`` serves through ``endpoint_config``: the champion pointer, and an entry in the deployment history.
+
+    ``action`` is what deployed it (``training``: a training run's model; ``promote``,
+    ``rollback``: an operator's action, with ``by`` and ``reason``). A retried task crowning
+    the same config again adds no second entry.
+    """
     pointer = {"version": version, "endpoint_config": endpoint_config, "deployed_at": dt.datetime.now(dt.UTC).isoformat()}
     storage.write(_prefix(spec, env) + "champion.json", json.dumps(pointer, indent=2))
+    _record_deployment(spec, env, {**pointer, "action": action, "by": by, "reason": reason})
     return pointer
+
+
+def deployments(spec: PipelineSpec, env) -> list[dict]:
+    """The endpoint's deployments, oldest first (``registry/deployments/``)."""
+    uris = sorted(u for u in storage.list_uris(_prefix(spec, env) + "deployments/") if u.endswith(".json"))
+    return [json.loads(storage.read_text(u)) for u in uris]
+
+
+def _record_deployment(spec: PipelineSpec, env, entry: dict) -> dict:
+    known = deployments(spec, env)
+    if known and known[-1]["endpoint_config"] == entry["endpoint_config"]:
+        return known[-1]  # the same deployment, crowned again by a retry
+    number = 1 + max((d["deployment"] for d in known), default=0)
+    while True:
+        record = {"deployment": number, **entry}
+        if storage.create(_prefix(spec, env) + f"deployments/d{number:06d}.json", json.dumps(record, indent=2)):
+            return record
+        number += 1  # another deployment took the number
+
+
+def version(spec: PipelineSpec, env, number: int) -> dict | None:
+    """The lake's record of registry version ``number``, or None."""
+    uri = _version_uri(spec, env, number)
+    return json.loads(storage.read_text(uri)) if storage.exists(uri) else None
+
+
+def record_action(spec: PipelineSpec, env, number: int, entry: dict) -> dict:
+    """Append ``entry`` (``{action, by, reason, at, approval_before, approval_after}``) to version ``number``'s history."""
+    record = version(spec, env, number)
+    if record is None:
+        raise StageError(f"registry version {number} has no record under {_prefix(spec, env)}versions/: nothing to record the {entry['action']} on")
+    record["history"] = [*record.get("history", []), entry]
+    storage.write(_version_uri(spec, env, number), json.dumps(record, indent=2, default=str))
+    return record
 
 
 def approved(spec: PipelineSpec, env, client) -> dict | None:

@@ -12,7 +12,7 @@ import json
 import logging
 
 from gated_ml import job_requests as jr
-from gated_ml import storage
+from gated_ml import run_params, storage
 from gated_ml.errors import ModelGateFailed
 from gated_ml.evaluation import plots, registry, report
 from gated_ml.evaluation.predictions import read_predictions
@@ -26,8 +26,12 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
     """Metrics, plots and the model gate; every model is registered with its decision.
 
     Writes ``evaluation/ds=…/metrics.json`` and PNGs beside it. A rejected model fails the
-    task (nothing is deployed); its reasons are in the report and the registry.
+    task (nothing is deployed); its reasons are in the report and the registry. The model gate
+    holds the run's thresholds (its params applied to the spec); the document records the params.
     """
+    values = run_params.resolve(spec, run.params, strict=False)
+    asked = {"values": values, "overrides": run_params.overrides(spec, values)}  # against the spec's own values
+    spec = run_params.apply(spec, values)
     loc = jr.locations(spec, env)
     frame = read_predictions(spec, test["output_uris"])
     val = read_predictions(spec, validation["output_uris"])
@@ -78,6 +82,7 @@ def evaluate(spec: PipelineSpec, env: Environment, run: Run, test: dict, validat
         "model": model,
         "registry_version": entry["version"],
         "thresholds": spec.evaluation.thresholds,
+        "params": asked,
         "threshold_rule": spec.evaluation.threshold_rule,
         "feature_importance": importance,
         "plots": sorted(images),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from gated_ml import job_requests as jr
+from gated_ml import run_params
 from gated_ml.errors import SkipDeployment, SmokeTestFailed, SmokeTestUnanswered
 from gated_ml.evaluation import registry
 from gated_ml.evaluation.predictions import read_predictions
@@ -29,8 +30,14 @@ def check_deployable(spec: PipelineSpec, env: Environment, run: Run, evaluation:
     """Raise :class:`SkipDeployment` unless the model registry approves this run's model and no newer model serves.
 
     The approval is the model package's, as the registry answers it (``DescribeModelPackage``),
-    not the evaluation's own decision: the registry is the one place approvals live.
+    not the evaluation's own decision: the registry is the one place approvals live. A run
+    whose ``deploy`` param is false registers its model and deploys nothing.
     """
+    if not run_params.value(spec, run, run_params.DEPLOY):
+        raise SkipDeployment(
+            f"model version {evaluation['version']} is registered ({package['approval']}, {package['model_package_arn']}) and not deployed: "
+            f"the run's param {run_params.DEPLOY} is false; promote the version or trigger a run with {run_params.DEPLOY}=true to deploy"
+        )
     if package["approval"] != "Approved":
         raise SkipDeployment(
             f"model version {evaluation['version']} is {package['approval']} in the model registry ({package['model_package_arn']}): not deployed"

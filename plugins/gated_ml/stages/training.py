@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from gated_ml import job_requests as jr
+from gated_ml import run_params
 from gated_ml.errors import JobFailed, StageError
 from gated_ml.job_requests import Environment, Run
 from gated_ml.spec import PipelineSpec
@@ -48,7 +49,11 @@ def training_result(spec: PipelineSpec, env: Environment, run: Run, request: dic
 TRAIN = Step("train", training_request, training_result)
 
 
-def tuning_request(spec: PipelineSpec, env: Environment, run: Run, code: dict) -> dict:
+def tuning_request(spec: PipelineSpec, env: Environment, run: Run, code: dict) -> dict | None:
+    """The tuning job, or ``None`` when the run's ``skip_tuning`` param is set (the training job alone is the candidate)."""
+    if run_params.value(spec, run, run_params.SKIP_TUNING):
+        log.info("no tuning job: the run's param %s is true", run_params.SKIP_TUNING)
+        return None
     return jr.tuning_job(spec, env, run, code["sourcedir_uri"])
 
 
@@ -70,11 +75,12 @@ def tuning_result(spec: PipelineSpec, env: Environment, run: Run, request: dict,
     }
 
 
-TUNE = Step("tune", tuning_request, tuning_result)
+# optional: a run with skip_tuning has no tuning job, and select_model gets None for it
+TUNE = Step("tune", tuning_request, tuning_result, optional=True)
 
 
-def select_model(spec: PipelineSpec, trained: dict, tuned: dict) -> dict:
-    """The better of the default-hyperparameter job and the tuning's best, by the objective metric."""
+def select_model(spec: PipelineSpec, trained: dict, tuned: dict | None = None) -> dict:
+    """The better of the default-hyperparameter job and the tuning's best, by the objective metric (the training job without a tuning result)."""
     sign = 1 if spec.tuning.objective_type == "Maximize" else -1
     candidates = [c for c in (trained, tuned) if c and c["objective"]["value"] is not None]
     if not candidates:

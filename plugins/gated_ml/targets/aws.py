@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from gated_ml import settings
 from gated_ml.errors import Skip, airflow_outcome
+from gated_ml.run_params import effective_spec
 from gated_ml.targets.base import StepTasks, Target, current_run
 
 
@@ -251,7 +252,8 @@ class AwsTarget(Target):
             return verb.operators(task_id, built, spec)
 
         def smoke_test(client, checked_inputs: dict):
-            return step.check(spec, self.environment(), current_run(), client, **checked_inputs)
+            run = current_run()
+            return step.check(effective_spec(spec, run), self.environment(), run, client, **checked_inputs)
 
         return verb.operators(task_id, built, spec, smoke_test)
 
@@ -278,7 +280,8 @@ class AwsTarget(Target):
         @task(task_id=f"{task_id}_request", multiple_outputs=True)
         @airflow_outcome
         def build_request(inputs: dict):  # one dict, not **kwargs: Airflow passes its context into **kwargs
-            request = step.request(spec, self.environment(), current_run(), **inputs)
+            run = current_run()
+            request = step.request(effective_spec(spec, run), self.environment(), run, **inputs)
             if request is None:
                 raise Skip(f"{step.verb}: nothing to do for this run")
             return {"request": request, **verb.arguments(request), **({"inputs": inputs} if step.check else {})}
@@ -298,7 +301,8 @@ class AwsTarget(Target):
             describe = verb.describe(self.client("sagemaker"), request) if verb.describe else None
             if verb.describe_returned is not None:  # read through what the main operator returned (e.g. an ARN)
                 describe = verb.describe_returned(self.client("sagemaker"), ti.xcom_pull(task_ids=operators[-1].task_id))
-            return step.result(spec, self.environment(), current_run(), request, describe, **inputs)
+            run = current_run()
+            return step.result(effective_spec(spec, run), self.environment(), run, request, describe, **inputs)
 
         built = build_request(inputs)
         operators = self.operators(step, verb, task_id, built, spec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gated_ml.errors import ResourceNotFound, airflow_outcome
 from gated_ml.local import fidelity
+from gated_ml.run_params import effective_spec
 from gated_ml.targets.base import StepTasks, Target, current_run
 
 
@@ -40,7 +41,11 @@ class LocalTarget(Target):
         return ModelRegistryClient()
 
     def run_step(self, step, spec, env, run, **inputs):
-        """Build the step's request, run its verb here, read the answer; ``None`` when there is nothing to do."""
+        """Build the step's request, run its verb here, read the answer; ``None`` when there is nothing to do.
+
+        The step sees the spec with the run's params applied (:func:`gated_ml.run_params.effective_spec`).
+        """
+        spec = effective_spec(spec, run)
         request = step.request(spec, env, run, **inputs)
         if request is None:
             return None
