@@ -179,10 +179,13 @@ def test_the_other_bundled_datasets_need_only_their_spec(airflow_db, lake, pipel
     from gated_ml.targets.local import LocalTarget
 
     _replay(pipeline)
-    dr, states = _run_dag(pipeline)
+    dr, states = _run_dag(pipeline, conf={"max_tuning_jobs": 4})  # the trigger form's param: a shorter tuning job than the spec's 10
     assert dr.state == "success", {k: v for k, v in states.items() if v != "success"}
     spec = load_pipeline(pipeline)
     report = json.loads(storage.read_text(jr.locations(spec, LocalTarget().environment()).evaluation(DS) + "metrics.json"))
+    assert report["params"]["overrides"] == {"max_tuning_jobs": 4}
+    tuning = json.loads(next((lake / "_control" / "tuning-jobs").glob("*.json")).read_text())
+    assert tuning["TrainingJobStatusCounters"]["Completed"] == 4
     assert report["problem_type"] == spec.problem_type and report["decision"] == "Approved"
     assert report["metrics"][metric] >= floor
     assert describe_endpoint(spec.slug)["EndpointStatus"] == "InService"
