@@ -135,6 +135,8 @@ def test_the_scoring_dag_gates_before_it_scores_and_publishes_last(bag):
     for later, earlier in [("score", "scoring_gate"), ("score", "approved_model"), ("publish_predictions", "predictions_gate")]:
         assert earlier in dag.get_task(later).get_flat_relative_ids(upstream=True), (later, earlier)
     assert all(dag.get_task(t).on_failure_callback for t in ("wait_for_batch", "scoring_gate", "predictions_gate"))  # alerts
+    assert "gated-ml" in dag.tags and "scoring" in dag.tags and "Stages:" in dag.doc_md and dag.max_active_runs == 1 and dag.catchup is False
+    assert all(t.owner == "ml-platform" and t.retries >= 1 for t in dag.tasks)
     assert isinstance(dag.timetable, AssetOrTimeSchedule)  # the spec's cron OR a newly approved model
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["vertebral_column.approved_model"]
 
