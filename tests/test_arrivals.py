@@ -122,6 +122,18 @@ def test_the_local_sensor_fails_naming_the_key_that_stayed_empty(lake, spec, env
     # deferred, the time-out comes back through resume_execution: the same message
     with pytest.raises(AirflowFailException, match=r"ds=2026-12-06/column_2C_weka\.arff"):
         sensor.resume_execution("__fail__", {"error": "Trigger timeout"}, {})
+    assert "`make replay`" in str(err.value)
+
+
+def test_a_missing_scoring_batch_names_the_scoring_replay(lake, spec, env):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from gated_ml.targets.arrival import LocalKeySensor
+
+    uri = jr.locations(spec, env).scoring("2026-12-06") + "column_2C_weka.arff"
+    sensor = LocalKeySensor(task_id="wait_for_batch", batch_uri=uri, deferrable=False, poke_interval=0.2, timeout=0.5)
+    with pytest.raises(AirflowFailException, match=r"\(scoring\.arrival\.timeout_minutes\).*`make replay ZONE=scoring`"):
+        sensor.execute({})
 
 
 def test_the_local_sensor_defers_and_its_trigger_fires_when_the_batch_lands(lake, spec, env):

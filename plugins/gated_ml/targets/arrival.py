@@ -22,9 +22,11 @@ class NamesTheMissingBatch:
     """On time-out, fail (no retry) saying which key stayed empty and for how long it was awaited."""
 
     def _missing(self) -> AirflowFailException:
+        scoring = "/scoring/ds=" in self.batch_uri
+        setting, replay = ("scoring.arrival.timeout_minutes", "make replay ZONE=scoring") if scoring else ("arrival.timeout_minutes", "make replay")
         return AirflowFailException(
-            f"no batch arrived at {self.batch_uri} within {self.timeout / 60:g} minutes (arrival.timeout_minutes): "
-            "the upstream system has not delivered it; land it (or `make replay`) and clear this task"
+            f"no batch arrived at {self.batch_uri} within {self.timeout / 60:g} minutes ({setting}): "
+            f"the upstream system has not delivered it; land it (or `{replay}`) and clear this task"
         )
 
     def execute(self, context):
