@@ -25,7 +25,7 @@ from gated_ml.errors import airflow_outcome
 from gated_ml.spec import PipelineSpec
 from gated_ml.stages import approvals
 from gated_ml.stages.approvals import MAX_REASON, MIN_REASON, ActionRequest
-from gated_ml.targets import Target, configured
+from gated_ml.targets import Target
 
 REASON = Param(type="string", minLength=MIN_REASON, maxLength=MAX_REASON, title="Reason", description="Why: recorded with your user name in the Model Registry")
 VERSION = Param(type="integer", minimum=1, title="Version", description="The registry version number (make versions lists them)")
@@ -162,19 +162,6 @@ def rollback_dag(spec: PipelineSpec, target: Target) -> DAG:
     return dag
 
 
-def build_action_dags(paths) -> dict[str, DAG]:
-    """The three action DAGs of each valid pipeline spec, keyed by DAG id (a spec that fails to load is reported by the training DAGs' build)."""
-    from gated_ml.errors import SpecError
-    from gated_ml.spec import load_spec
-
-    target = configured()
-    dags = {}
-    for path in paths:
-        try:
-            spec = load_spec(path)
-        except SpecError:
-            continue
-        for build in (review_dag, promote_dag, rollback_dag):
-            dag = build(spec, target)
-            dags[dag.dag_id] = dag
-    return dags
+def action_dags(spec: PipelineSpec, target: Target) -> list[DAG]:
+    """The three action DAGs of a pipeline: review, promote, roll back."""
+    return [build(spec, target) for build in (review_dag, promote_dag, rollback_dag)]

@@ -293,18 +293,26 @@ class InvalidSpecs(DAG):
         raise SpecError("\n\n".join(str(e) for e in self.spec_errors))
 
 
+def dags_of(spec: PipelineSpec) -> list[DAG]:
+    """Every DAG of a pipeline: training, ``<pipeline>_scoring`` and the three operators' actions."""
+    from gated_ml.action_dags import action_dags
+    from gated_ml.scoring_dag import build_scoring_dag
+
+    return [build_dag(spec), build_scoring_dag(spec), *action_dags(spec, configured())]
+
+
 def build_dags(paths) -> dict[str, DAG]:
-    """A DAG per valid spec, keyed by DAG id, plus :class:`InvalidSpecs` when any spec failed to load."""
+    """Every DAG of each valid spec (:func:`dags_of`), keyed by DAG id, plus :class:`InvalidSpecs` when any spec failed to load."""
     from gated_ml.spec import load_spec
 
     dags, errors = {}, []
     for path in paths:
         try:
-            dag = build_dag(load_spec(path))
+            spec = load_spec(path)
         except SpecError as e:
             errors.append(e)
             continue
-        dags[dag.dag_id] = dag
+        dags.update((dag.dag_id, dag) for dag in dags_of(spec))
     if errors:
         dags["invalid_pipeline_specs"] = InvalidSpecs(errors)
     return dags

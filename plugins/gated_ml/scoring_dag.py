@@ -22,7 +22,7 @@ from airflow.sdk import DAG, chain, task
 
 from gated_ml import alerts, assets, settings
 from gated_ml.dag_factory import gate_task, stage_task
-from gated_ml.errors import SpecError, airflow_outcome
+from gated_ml.errors import airflow_outcome
 from gated_ml.spec import PipelineSpec
 from gated_ml.stages import scoring
 from gated_ml.targets import Target, configured
@@ -108,17 +108,3 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
         chain(batch, arrived, model, gated, scored.head)
         chain(scored.output, checked, published)
     return dag
-
-
-def build_scoring_dags(paths) -> dict[str, DAG]:
-    """A scoring DAG per valid spec, keyed by DAG id (an invalid spec is reported by :func:`gated_ml.dag_factory.build_dags`)."""
-    from gated_ml.spec import load_spec
-
-    dags = {}
-    for path in paths:
-        try:
-            spec = load_spec(path)
-        except SpecError:
-            continue
-        dags[spec.scoring_dag_id] = build_scoring_dag(spec)
-    return dags
