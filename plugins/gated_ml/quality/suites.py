@@ -115,8 +115,8 @@ def transform_input(spec: PipelineSpec) -> list[dict]:
     return s.items
 
 
-def predictions(spec: PipelineSpec) -> list[dict]:
-    """Over the joined transform output: ``label``, ``prediction`` (and ``predicted_label``)."""
+def _prediction_checks(spec: PipelineSpec) -> _Suite:
+    """One prediction per row, each in range (a probability, a known label)."""
     s = _Suite(spec)
     s.add("expect_table_row_count_to_equal", "completeness", value=_p("expected_rows"))
     s.add("expect_column_values_to_not_be_null", "completeness", column="prediction")
@@ -124,6 +124,13 @@ def predictions(spec: PipelineSpec) -> list[dict]:
         s.add("expect_column_values_to_be_between", "range", column="prediction", min_value=0.0, max_value=1.0)
     if spec.is_classification:
         s.add("expect_column_values_to_be_in_set", "range", column="predicted_label", value_set=list(spec.target.classes))
+    return s
+
+
+def predictions(spec: PipelineSpec) -> list[dict]:
+    """Over the joined transform output: ``label``, ``prediction`` (and ``predicted_label``); a test split predicted as one class is refused."""
+    s = _prediction_checks(spec)
+    if spec.is_classification:
         s.add("expect_column_unique_value_count_to_be_between", "class_balance", column="predicted_label", min_value=2)
     return s.items
 
@@ -164,14 +171,7 @@ def scoring_drift(spec: PipelineSpec) -> list[dict]:
 
 def scoring_predictions(spec: PipelineSpec) -> list[dict]:
     """Over the scored rows: one prediction per row, in range (a scoring batch may be all one class)."""
-    s = _Suite(spec)
-    s.add("expect_table_row_count_to_equal", "completeness", value=_p("expected_rows"))
-    s.add("expect_column_values_to_not_be_null", "completeness", column="prediction")
-    if spec.problem_type == "binary_classification":
-        s.add("expect_column_values_to_be_between", "range", column="prediction", min_value=0.0, max_value=1.0)
-    if spec.is_classification:
-        s.add("expect_column_values_to_be_in_set", "range", column="predicted_label", value_set=list(spec.target.classes))
-    return s.items
+    return _prediction_checks(spec).items
 
 
 def scoring_parameters(spec: PipelineSpec, baseline: dict) -> dict:
