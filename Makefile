@@ -19,7 +19,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__GATED_ML__LAKE_ROOT ?= $(CURDIR)/lake
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: replay demo test test-fast lint format install airflow-db standalone stop-endpoint gx-suites promote-baseline approve reject promote rollback versions bench lock clean
+.PHONY: replay demo score test test-fast lint format install airflow-db standalone stop-endpoint gx-suites promote-baseline approve reject promote rollback versions bench lock clean
 
 # TARGET=aws-emulated: the aws DAG (the provider's operators) against the AWS emulator, offline.
 demo: install airflow-db
@@ -78,6 +78,10 @@ gx-suites: install
 # Make an accepted batch the baseline: make promote-baseline DS=2026-11-08 REASON="new scanner"
 promote-baseline: install
 	$(PY) -m gated_ml.cli promote-baseline --pipeline $(PIPELINE) --ds $(DS) --reason "$(REASON)"
+
+# Score DS's batch of new rows with the approved model (lands it from the bundled data if upstream has not): make score DS=2026-11-08
+score: install airflow-db
+	$(PY) -m gated_ml.cli score --pipeline $(PIPELINE) --ds $(DS)
 
 # Operators' actions on model versions (each runs the pipeline's action DAG in process, as a trigger from the UI would):
 #   make approve PIPELINE=vertebral_column VERSION=3 REASON="reviewed the report"   (reject: the same)

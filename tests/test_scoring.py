@@ -154,6 +154,19 @@ def test_an_asset_triggered_run_scores_the_newest_batch_landed_before_it(airflow
 
 
 @pytest.mark.e2e  # a whole (small) DAG under dag.test()
+def test_make_score_runs_the_scoring_dag_and_says_where_the_predictions_are(airflow_db, served, spec, capsys):
+    from gated_ml import cli
+    from gated_ml.lake import local_path
+
+    loc = jr.locations(spec, served["env"])
+    assert cli.main(["score", "--pipeline", spec.name, "--ds", "2026-11-22"]) == 0
+    out = capsys.readouterr().out
+    published = local_path(loc.predictions("2026-11-22") + "predictions-v0001.csv")
+    assert f"{spec.scoring.replay.rows} rows scored: {published}" in out and published.exists()
+    assert f"the model that scored them:  {local_path(loc.predictions('2026-11-22') + 'predictions-v0001.model.json')}" in out
+
+
+@pytest.mark.e2e  # a whole (small) DAG under dag.test()
 def test_no_approved_model_is_refused_saying_so_and_nothing_is_scored(airflow_db, lake, spec, env, run):
     from gated_ml import replay
     from gated_ml.local.model_registry import ModelRegistryClient

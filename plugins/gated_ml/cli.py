@@ -1,4 +1,4 @@
-"""Command line for the README's commands: ``python -m gated_ml.cli demo|stop-endpoint|approve|reject|promote|rollback|versions|…``.
+"""Command line for the README's commands: ``python -m gated_ml.cli demo|score|stop-endpoint|approve|reject|promote|rollback|versions|…``.
 
 The operators' actions run the pipeline's action DAG in process (``dag.test(run_conf=…)``), so
 the action, its record and its asset event are the ones a trigger from the UI makes.
@@ -63,6 +63,9 @@ def _summary(spec, dag_run) -> int:
         print(f'  .venv/bin/python -c "import boto3; c = {client}; print({call})"')
         print(f"or: curl -s -X POST {endpoint['Url']}/invocations -H 'Content-Type: text/csv' -H 'Accept: text/csv' --data '{row}'")
         print("Stop it with: make stop-endpoint")
+    if dag_run.state == "success":
+        print(f"\nOperate it: make score DS={ds} (new rows, the approved model) · make versions · make approve|reject|promote VERSION=n REASON=…")
+        print("            make rollback REASON=… · the trigger form's params (skip_tuning, max_tuning_jobs, deploy, thresholds, window)")
     print("=" * 78)
     return 0 if dag_run.state == "success" else 1
 
@@ -111,6 +114,36 @@ def demo(pipeline: str, ds: str) -> int:
         )
     print(f"Running DAG {pipeline} for logical date {ds} on the local target (task logs follow)...", flush=True)
     return _summary(spec, dag.test(logical_date=run_for))
+
+
+def score(pipeline: str, ds: str) -> int:
+    """Land ``ds``'s scoring batch (if upstream has not) and run ``<pipeline>_scoring`` for it in process; say where the predictions are."""
+    from gated_ml import replay as upstream
+    from gated_ml.lake import local_path
+    from gated_ml.spec import load_pipeline
+    from gated_ml.targets.local import LocalTarget
+
+    bag = _dag_bag()
+    if bag is None:
+        return 1
+    spec, env = load_pipeline(pipeline), LocalTarget().environment()
+    for uri in upstream.land(spec, env, ds, ds, zone="scoring"):
+        print(f"replayed {uri}")
+    run = bag.dags[spec.scoring_dag_id].test(logical_date=dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC))
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    print("\n" + "=" * 78)
+    print(f"{spec.scoring_dag_id} run of ds={ds}: {run.state}")
+    for task_id in ("choose_batch", "wait_for_batch", "approved_model", "scoring_gate", "score", "predictions_gate", "publish_predictions"):
+        if task_id in tis:
+            print(f"  {tis[task_id].state or 'not run':<16}{task_id}")
+    published = tis["publish_predictions"].xcom_pull(task_ids="publish_predictions") if run.state == "success" else None
+    if published:
+        print(f"\n{published['rows']} rows scored: {local_path(published['predictions_uri'])}")
+        print(f"the model that scored them:  {local_path(published['model_uri'])}")
+    else:
+        print("\nNothing published: the failed task's log above says why (no approved model, a refused batch).")
+    print("=" * 78)
+    return 0 if run.state == "success" else 1
 
 
 def _jobs_of(spec, run) -> list[str]:
@@ -245,6 +278,9 @@ def main(argv=None) -> int:
     d.add_argument("--pipeline", default="vertebral_column")
     d.add_argument("--ds", default="2026-11-01", help="logical date, YYYY-MM-DD")
     d.add_argument("--target", choices=("local", "aws-emulated"), default="local", help="aws-emulated: the aws DAG against the AWS emulator, offline")
+    sc = sub.add_parser("score", help="score DS's batch of new rows with the approved model (runs <pipeline>_scoring in process)")
+    sc.add_argument("--pipeline", default="vertebral_column")
+    sc.add_argument("--ds", required=True)
     s = sub.add_parser("stop-endpoint", help="stop a pipeline's local endpoint")
     s.add_argument("--pipeline", default="vertebral_column")
     sub.add_parser("gx-suites", help="write the gate suites of every spec to great_expectations/expectations/")
@@ -288,6 +324,8 @@ def main(argv=None) -> int:
         return demo_on_emulator(a.pipeline, a.ds, Path(os.environ.get("AIRFLOW_HOME", ".")) / "emulated-aws")
     if a.command == "demo":
         return demo(a.pipeline, a.ds)
+    if a.command == "score":
+        return score(a.pipeline, a.ds)
     if a.command == "gx-suites":
         return gx_suites()
     if a.command == "promote-baseline":
