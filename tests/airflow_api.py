@@ -38,15 +38,24 @@ def client(role: str | None = "viewer", *, cookie: bool = False):
     return c
 
 
-def add_dag_run(dag_id: str, run_id: str, ds: str) -> None:
-    """A DAG run row, as the scheduler would have written it (what the report looks its ``ds`` up in)."""
+def add_dag_run(dag_id: str, run_id: str, ds: str) -> str:
+    """A DAG run of ``ds``, as the scheduler would have written it (what the report looks its ``ds`` up in); its run id.
+
+    The session's database is shared by every test: when a run of that date exists already
+    (another test ran the DAG for it), that run is the one the report reads, and its id is returned.
+    """
     import datetime as dt
 
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunType
+    from sqlalchemy import select
 
     when = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
     with create_session() as session:
+        existing = session.scalar(select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.logical_date == when))
+        if existing is not None:
+            return existing
         session.add(DagRun(dag_id, run_id, logical_date=when, run_after=when, run_type=DagRunType.MANUAL, state=DagRunState.SUCCESS))
+    return run_id

@@ -466,3 +466,70 @@ def test_catalog_requests_are_valid(spec):
     assert table["StorageDescriptor"]["Location"] == f"s3://{BUCKET}/vertebral_column/curated/"
     assert {"Name": "pelvic_tilt", "Type": "double"} in table["StorageDescriptor"]["Columns"]
     assert jr.catalog_partition(spec, env, run)["PartitionInput"]["Values"] == [DS]
+
+
+# --- operating it on aws: the scoring DAG and a rollback, through the provider's operators -----
+@pytest.fixture(scope="module")
+def operated(second, aws, spec):
+    """After the two training runs (both versions Approved, 2026-11-08's serving): score 2026-11-08's new rows, then roll back."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from gated_ml import replay
+    from gated_ml.iam import recording
+    from gated_ml.targets.aws import AwsTarget
+
+    assert second["run"].state == "success", "needs both dates' models"
+    replay.land(spec, AwsTarget().environment(), DS2, DS2, zone="scoring")
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    scored = bag.dags[spec.scoring_dag_id].test(logical_date=SECOND)
+    _moto_api(aws.url, "recorder/reset-recording")
+    _moto_api(aws.url, "recorder/start-recording")
+    try:
+        rolled = bag.dags[f"{spec.name}_rollback_model"].test(run_conf={"reason": "the 2026-11-08 model misbehaves in production"})
+    finally:
+        _moto_api(aws.url, "recorder/stop-recording")
+    calls = recording.requests(_moto_api(aws.url, "recorder/download-recording", method="GET"))
+    return {"scored": scored, "rolled": rolled, "calls": calls}
+
+
+def test_the_scoring_dag_scores_new_rows_on_aws_with_the_approved_models_own_sagemaker_model(operated, aws, spec):
+    dr = operated["scored"]
+    assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances() if ti.state != "success"}
+    sm, s3 = _sm(aws), _s3(aws)
+    job = sm.describe_transform_job(TransformJobName="vertebral-column-score-20261108-1")
+    assert (job["TransformJobStatus"], job["ModelName"]) == ("Completed", "vertebral-column-model-20261108-1")  # version 2's model, no new one
+    base = f"vertebral_column/predictions/ds={DS2}/predictions-v0002"
+    provenance = json.loads(s3.get_object(Bucket=BUCKET, Key=base + ".model.json")["Body"].read())
+    assert (provenance["model_version"], provenance["model_name"], provenance["transform_job"]) == (
+        2,
+        "vertebral-column-model-20261108-1",
+        "vertebral-column-score-20261108-1",
+    )
+    rows = _lines(s3, base + ".csv")
+    assert rows[0].endswith(",prediction,predicted_label") and len(rows) == 1 + spec.scoring.replay.rows
+
+
+def test_a_rollback_on_aws_serves_the_previous_version_and_rejects_the_rolled_back_one_in_the_model_registry(operated, aws, spec):
+    dr = operated["rolled"]
+    assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances() if ti.state != "success"}
+    sm, s3 = _sm(aws), _s3(aws)
+    endpoint = sm.describe_endpoint(EndpointName="vertebral-column")
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"].startswith("vertebral-column-rollback-v1-r")
+    assert config["ProductionVariants"][0]["ModelName"] == "vertebral-column-model-20261101-1"
+    packages = {p["ModelPackageVersion"]: p for p in sm.list_model_packages(ModelPackageGroupName="vertebral-column")["ModelPackageSummaryList"]}
+    rolled_back = sm.describe_model_package(ModelPackageName=packages[2]["ModelPackageArn"])
+    assert rolled_back["ModelApprovalStatus"] == "Rejected" and "rolled back" in rolled_back["ApprovalDescription"]
+    assert rolled_back["ApprovalDescription"].endswith("the 2026-11-08 model misbehaves in production")
+    assert packages[1]["ModelApprovalStatus"] == "Approved"
+    assert [c.params["ModelApprovalStatus"] for c in operated["calls"] if c.operation == "UpdateModelPackage"] == ["Rejected"]
+    champion = json.loads(s3.get_object(Bucket=BUCKET, Key="vertebral_column/registry/champion.json")["Body"].read())
+    assert champion["version"] == 1 and champion["endpoint_config"] == endpoint["EndpointConfigName"]
+    # the endpoint answers with version 1's predictions again (its own batch transform of 2026-11-01's test split)
+    test_rows = _lines(s3, f"vertebral_column/features/ds={DS}/test/test.csv")
+    expected = [float(line.split(",")[-1]) for line in _lines(s3, f"vertebral_column/transform/ds={DS}/test/test.csv.out")]
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=aws.url, region_name="us-east-1")
+    body = "".join(row.split(",", 1)[1] + "\n" for row in test_rows[:5]).encode()
+    answer = runtime.invoke_endpoint(EndpointName="vertebral-column", ContentType="text/csv", Accept="text/csv", Body=body)["Body"].read().decode()
+    assert [float(a) for a in answer.split()] == pytest.approx(expected[:5], abs=1e-6)

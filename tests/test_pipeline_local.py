@@ -164,7 +164,7 @@ def test_bad_input_stops_the_dag_and_writes_nothing_curated(airflow_db, lake, tm
     assert dr.state == "failed"
     assert states[failed_task] == "failed"
     ran = {t for t, s in states.items() if s == "success"}
-    assert ran <= {"package_code", "ingest.wait_for_batch"}  # nothing after the failure ran
+    assert ran <= {"check_params", "package_code", "ingest.wait_for_batch"}  # nothing after the failure ran
     out, err = capfd.readouterr()
     assert message in out + err  # the task log says why
     curated_zone = lake / "gated-ml-lake" / "vertebral_column" / "curated"

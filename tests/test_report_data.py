@@ -228,10 +228,15 @@ def test_a_record_without_a_divergence_leaves_a_gap():
 def served(profiled, airflow_db):
     loc = profiled["loc"]
     params = {"skip_tuning": False, "max_tuning_jobs": 4, "deploy": True}
-    storage.write(loc.runs(SECOND) + "params.json", json.dumps({"dag_run_id": RUN_ID, "params": params, "overrides": {"max_tuning_jobs": 4}}))
-    airflow_api.add_dag_run("vertebral_column", RUN_ID, SECOND)
-    airflow_api.add_dag_run("vertebral_column", "manual__later", LATER)
-    return f"/gated-ml/reports/vertebral_column/{RUN_ID}"
+    run_id = airflow_api.add_dag_run("vertebral_column", RUN_ID, SECOND)
+    storage.write(loc.runs(SECOND) + "params.json", json.dumps({"dag_run_id": run_id, "params": params, "overrides": {"max_tuning_jobs": 4}}))
+    return f"/gated-ml/reports/vertebral_column/{run_id}"
+
+
+@pytest.fixture(scope="module")
+def served_later(served):
+    """A run of a date with neither a profile nor params."""
+    return f"/gated-ml/reports/vertebral_column/{airflow_api.add_dag_run('vertebral_column', 'manual__later', LATER)}"
 
 
 @pytest.mark.slow  # GX checkpoints on pipeline data; Airflow's API server app
@@ -257,8 +262,8 @@ def test_the_report_shows_the_data_section_and_the_run_parameters(served, profil
 
 
 @pytest.mark.slow  # GX checkpoints on pipeline data; Airflow's API server app
-def test_a_run_without_profile_or_parameters_says_so(served):
-    page = airflow_api.client().get("/gated-ml/reports/vertebral_column/manual__later")
+def test_a_run_without_profile_or_parameters_says_so(served_later):
+    page = airflow_api.client().get(served_later)
     assert page.status_code == 200
     assert "No parameters recorded for this run." in page.text and "No data profile for this run (yet)" in page.text
 

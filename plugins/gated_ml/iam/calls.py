@@ -107,6 +107,8 @@ def _sagemaker_arn(r: Request, w: Where) -> str | None:
         return p["ResourceArn"]
     if op == "ListTrainingJobsForHyperParameterTuningJob":
         return arns.sagemaker_arn(w.region, w.account, "hyper-parameter-tuning-job", p["HyperParameterTuningJobName"])
+    if op == "ListModelPackages":  # no resource type in the Service Authorization Reference
+        return "*"
     if op == "CreateModelPackage":
         return arns.sagemaker_arn(w.region, w.account, "model-package", f"{p['ModelPackageGroupName']}/*")
     if op in ("DescribeModelPackage", "UpdateModelPackage"):
