@@ -335,9 +335,9 @@ def test_a_missing_batch_waits_then_fails_naming_the_key(cluster, late_run, back
 
     # nothing downstream ran, nothing was written past the landing zone
     assert {t for t, ti in tis.items() if ti["state"] == "success"} <= {"check_params", "package_code"}, tis
-    assert {ti["state"] for t, ti in tis.items() if t not in ("package_code", "ingest.wait_for_batch")} <= {"upstream_failed", None}
+    assert {ti["state"] for t, ti in tis.items() if t not in ("check_params", "package_code", "ingest.wait_for_batch")} <= {"upstream_failed", None}
     written = Lake(lake_of(cluster), LATE).base
-    assert {p.name for p in written.iterdir()} <= {"code"}, sorted(written.iterdir())  # package_code's upload only
+    assert {p.name for p in written.iterdir()} <= {"code", "runs"}, sorted(written.iterdir())  # package_code's upload and the run's params only
 
 
 # -- (d) durations are real ----------------------------------------------------------------------
