@@ -38,14 +38,20 @@ class _Suite:
         self.items.append({"type": type_, "kwargs": kwargs, "meta": {"check": check}, "severity": severity})
 
 
-def landing(spec: PipelineSpec) -> list[dict]:
-    """The raw batch as parsed from its file format, every value still a string."""
+def _as_landed(spec: PipelineSpec, columns) -> _Suite:
+    """A batch as parsed from its file format, every value still a string: the columns in order, a row at least, numbers parseable."""
     s = _Suite(spec)
-    s.add("expect_table_columns_to_match_ordered_list", "schema", column_list=[c.name for c in spec.columns])
+    s.add("expect_table_columns_to_match_ordered_list", "schema", column_list=[c.name for c in columns])
     s.add("expect_table_row_count_to_be_between", "row_count", min_value=1)
-    for c in spec.columns:
+    for c in columns:
         if c.type != "string":
             s.add("expect_column_values_to_match_regex", "parseable", column=c.name, regex=NUMERIC_REGEX, mostly=1.0)
+    return s
+
+
+def landing(spec: PipelineSpec) -> list[dict]:
+    """The raw training batch as landed (label included), and its duplicate rows."""
+    s = _as_landed(spec, spec.columns)
     s.add("expect_compound_columns_to_be_unique", "duplicates", column_list=[c.name for c in spec.columns], mostly=1.0 - spec.gates.max_duplicate_fraction)
     return s.items
 
@@ -138,12 +144,8 @@ def predictions(spec: PipelineSpec) -> list[dict]:
 def scoring_input(spec: PipelineSpec) -> list[dict]:
     """A scoring batch as landed (features, values as strings, missing as null): schema, parseability, nulls, categories."""
     g = spec.gates
-    s = _Suite(spec)
-    s.add("expect_table_columns_to_match_ordered_list", "schema", column_list=[c.name for c in spec.feature_columns])
-    s.add("expect_table_row_count_to_be_between", "row_count", min_value=1)
+    s = _as_landed(spec, spec.feature_columns)
     for c in spec.feature_columns:
-        if c.type != "string":
-            s.add("expect_column_values_to_match_regex", "parseable", column=c.name, regex=NUMERIC_REGEX, mostly=1.0)
         s.add("expect_column_values_to_not_be_null", "nulls", column=c.name, mostly=1.0 - g.null_tolerance.get(c.name, g.max_null_fraction))
         if c.type == "string" and c.categories:
             s.add("expect_column_values_to_be_in_set", "range", column=c.name, value_set=list(c.categories))
