@@ -6,7 +6,6 @@ at creation).
 """
 
 import copy
-import threading
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
@@ -56,6 +55,25 @@ def _fail(job, status="Failed"):
     job.training_job_status, job.failure_reason = status, "AlgorithmError: the container exited 1"  # as SageMaker reports a failure
 
 
+def _changes_after_the_first_look(monkeypatch, job, change) -> None:
+    """``change(job)`` right after the first DescribeTrainingJob of it answered: the operator saw it running, then it changed.
+
+    Deterministic where a timer is not: under load the operator may take longer than any delay
+    to look at the job first, and would then see a job that had already ended.
+    """
+    backend = type(sagemaker_backend())
+    original, looked = backend.describe_training_job, []
+
+    def describe(self, training_job_name):
+        answer = original(self, training_job_name)  # a snapshot: this answer still says InProgress
+        if training_job_name == job.training_job_name and not looked:
+            looked.append(True)
+            change(job)
+        return answer
+
+    monkeypatch.setattr(backend, "describe_training_job", describe)
+
+
 def _job_exists_with_status(request, status):
     client("sagemaker").create_training_job(**request)
     job = sagemaker_backend().training_jobs[request["TrainingJobName"]]
@@ -103,24 +121,25 @@ def test_a_running_job_is_re_attached_to_deferrably_with_attempts_from_its_limit
     assert _training_jobs() == [request["TrainingJobName"]]  # no second job
 
 
-def test_a_running_job_is_waited_for_when_not_deferrable(aws, spec, env, run):
+def test_a_running_job_is_waited_for_when_not_deferrable(aws, spec, env, run, monkeypatch):
     request = _training_request(spec, env, run)
     _job_exists_with_status(request, "InProgress")
     job = sagemaker_backend().training_jobs[request["TrainingJobName"]]
-    threading.Timer(1.5, lambda: setattr(job, "training_job_status", "Completed")).start()
+    _changes_after_the_first_look(monkeypatch, job, lambda j: setattr(j, "training_job_status", "Completed"))
     _train(request).execute(context(try_number=2))
     assert _training_jobs() == [request["TrainingJobName"]]
 
 
-def test_a_running_job_that_then_fails_fails_the_try(aws, spec, env, run):
+def test_a_running_job_that_then_fails_fails_the_try(aws, spec, env, run, monkeypatch):
     from airflow.sdk.exceptions import AirflowException
 
     request = _training_request(spec, env, run)
     _job_exists_with_status(request, "InProgress")
     job = sagemaker_backend().training_jobs[request["TrainingJobName"]]
-    threading.Timer(1.5, lambda: _fail(job)).start()
+    _changes_after_the_first_look(monkeypatch, job, _fail)
     with pytest.raises(AirflowException, match="AlgorithmError"):
         _train(request).execute(context(try_number=2))
+    assert _training_jobs() == [request["TrainingJobName"]]  # it waited for that job; no successor was started
 
 
 def test_a_completed_job_of_an_earlier_try_is_reused(aws, spec, env, run):
