@@ -60,26 +60,29 @@ def run_parameters(doc: dict | None) -> str:
     return "<h2>Run parameters</h2>" + run_id + lead + _table(["parameter", "value", ""], rows)
 
 
-def _numeric_rows(profile: dict) -> list[str]:
-    rows = []
+def _stats_of_kind(profile: dict, kind: str):
+    """``(column, frame, stats)`` for every column of either frame whose statistics are of ``kind``, batch beside window."""
     for column in profile["batch"]["columns"] | profile["window"]["columns"]:
         for frame in FRAMES:
             stats = profile[frame]["columns"].get(column)
-            if stats and stats["kind"] == "numeric":
-                rows.append(f"<tr><th>{html.escape(column)}</th><td>{frame}</td>{''.join(_cell(stats[k]) for k, _ in _NUMERIC)}</tr>")
-    return rows
+            if stats and stats["kind"] == kind:
+                yield column, frame, stats
+
+
+def _numeric_rows(profile: dict) -> list[str]:
+    return [
+        f"<tr><th>{html.escape(column)}</th><td>{frame}</td>{''.join(_cell(stats[k]) for k, _ in _NUMERIC)}</tr>"
+        for column, frame, stats in _stats_of_kind(profile, "numeric")
+    ]
 
 
 def _categorical_rows(profile: dict) -> list[str]:
     rows = []
-    for column in profile["batch"]["columns"] | profile["window"]["columns"]:
-        for frame in FRAMES:
-            stats = profile[frame]["columns"].get(column)
-            if stats and stats["kind"] == "categorical":
-                counts = ", ".join(f"{k}: {v}" for k, v in stats["categories"].items())
-                rows.append(
-                    f"<tr><th>{html.escape(column)}</th><td>{frame}</td>{_cell(stats['count'])}{_cell(stats['nulls'])}{_cell(stats['unique'])}{_cell(counts)}</tr>"
-                )
+    for column, frame, stats in _stats_of_kind(profile, "categorical"):
+        counts = ", ".join(f"{k}: {v}" for k, v in stats["categories"].items())
+        rows.append(
+            f"<tr><th>{html.escape(column)}</th><td>{frame}</td>{_cell(stats['count'])}{_cell(stats['nulls'])}{_cell(stats['unique'])}{_cell(counts)}</tr>"
+        )
     return rows
 
 
