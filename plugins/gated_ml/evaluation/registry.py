@@ -146,6 +146,18 @@ def record_action(spec: PipelineSpec, env, number: int, entry: dict) -> dict:
     return record
 
 
+def package_summaries(spec: PipelineSpec, client, approval: str | None = None):
+    """Every ``ListModelPackages`` summary of the pipeline's group (every page), optionally of one approval status."""
+    wanted = {"ModelApprovalStatus": approval} if approval else {}
+    token = None
+    while True:
+        page = client.list_model_packages(ModelPackageGroupName=spec.slug, MaxResults=100, **wanted, **({"NextToken": token} if token else {}))
+        yield from page.get("ModelPackageSummaryList", [])
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
 def approved(spec: PipelineSpec, env, client) -> dict | None:
     """The approved model: the newest ``Approved`` version of the pipeline's model package group, or ``None``.
 
@@ -154,15 +166,7 @@ def approved(spec: PipelineSpec, env, client) -> dict | None:
     locally). The answer joins the package (ARN, version, approval) with the lake's version
     record it names (``CustomerMetadataProperties.registry_version``: model name, data, ds).
     """
-    summaries, token = [], None
-    while True:
-        page = client.list_model_packages(
-            ModelPackageGroupName=spec.slug, ModelApprovalStatus="Approved", **({"NextToken": token} if token else {}), MaxResults=100
-        )
-        summaries += page.get("ModelPackageSummaryList", [])
-        token = page.get("NextToken")
-        if not token:
-            break
+    summaries = list(package_summaries(spec, client, approval="Approved"))
     if not summaries:
         return None
     newest = max(summaries, key=lambda s: s["ModelPackageVersion"])

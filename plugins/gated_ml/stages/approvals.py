@@ -77,19 +77,9 @@ def triggered_by(user: str | None, local_user: str) -> str:
 
 
 # --- the Model Registry, through a boto3-shaped client -------------------------------------
-def _summaries(spec: PipelineSpec, client):
-    token = None
-    while True:
-        page = client.list_model_packages(ModelPackageGroupName=spec.slug, MaxResults=100, **({"NextToken": token} if token else {}))
-        yield from page.get("ModelPackageSummaryList", [])
-        token = page.get("NextToken")
-        if not token:
-            return
-
-
 def package_of(spec: PipelineSpec, client, number: int) -> dict | None:
     """The model package of registry version ``number`` (the newest naming it: a re-run of a date supersedes), or None."""
-    for summary in sorted(_summaries(spec, client), key=lambda s: s["ModelPackageVersion"], reverse=True):
+    for summary in sorted(registry.package_summaries(spec, client), key=lambda s: s["ModelPackageVersion"], reverse=True):
         package = client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
         if str(package.get("CustomerMetadataProperties", {}).get("registry_version")) == str(number):
             return package
